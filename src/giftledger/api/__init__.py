@@ -1,0 +1,1 @@
+"""The GraphQL transport tills call: schema (SDL), resolvers, error shape, HTTP endpoint."""

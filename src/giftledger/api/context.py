@@ -1,0 +1,29 @@
+"""Per-request state for resolvers: who is calling (looked up once), and the token to hand back."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from giftledger.domain.errors import Unauthorized
+from giftledger.services.access import recognise
+from giftledger.services.context import Principal, Services
+
+
+@dataclass
+class RequestContext:
+    services: Services
+    bearer_token: str | None
+    client_address: str
+    issued_token: str | None = None  # set by loginUser or by a refresh; sent back in response headers
+    _principal: Principal | None = field(default=None, repr=False)
+
+    async def principal(self) -> Principal:
+        if self._principal is None:
+            if not self.bearer_token:
+                raise Unauthorized()
+            self._principal = await recognise(self.services, self.bearer_token)
+            claims = self.services.tokens.verify(self.bearer_token)
+            if claims is not None and self.services.tokens.needs_refresh(claims):
+                p = self._principal
+                self.issued_token = self.services.tokens.issue(p.kind, p.id, p.account_id, claims.version)
+        return self._principal

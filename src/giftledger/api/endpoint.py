@@ -1,0 +1,196 @@
+"""POST /graphql and GET /graphql: framing, authentication headers, the document cache, execution."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from importlib import resources
+from inspect import isawaitable
+from typing import Any
+
+import orjson
+from graphql import (
+    DocumentNode,
+    ExecutionResult,
+    FieldNode,
+    GraphQLError,
+    GraphQLSchema,
+    OperationDefinitionNode,
+    OperationType,
+    build_schema,
+    execute,
+    parse,
+    validate,
+)
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+
+from giftledger.api.context import RequestContext
+from giftledger.api.errors import Outcome, format_error, request_error
+from giftledger.api.graphiql import GRAPHIQL_PAGE
+from giftledger.api.resolvers import attach
+from giftledger.services.context import Services
+
+JSON = "application/json"
+
+
+def load_schema() -> GraphQLSchema:
+    sdl = resources.files("giftledger.api").joinpath("schema.graphql").read_text()
+    schema = build_schema(sdl)
+    attach(schema)
+    return schema
+
+
+class DocumentCache:
+    """Parsed and validated documents by query text (bounded, least recently used out first).
+    Tills send the same few documents millions of times; parsing and validating costs ~2 ms each."""
+
+    def __init__(self, schema: GraphQLSchema, size: int) -> None:
+        self._schema = schema
+        self._size = size
+        self._entries: OrderedDict[str, tuple[DocumentNode | None, list[GraphQLError]]] = OrderedDict()
+
+    def get(self, query: str) -> tuple[DocumentNode | None, list[GraphQLError]]:
+        entry = self._entries.get(query)
+        if entry is not None:
+            self._entries.move_to_end(query)
+            return entry
+        try:
+            document: DocumentNode | None = parse(query)
+        except GraphQLError as error:
+            entry = (None, [error])
+        else:
+            assert document is not None
+            entry = (document, list(validate(self._schema, document)))
+        self._entries[query] = entry
+        if len(self._entries) > self._size:
+            self._entries.popitem(last=False)
+        return entry
+
+
+def _operation(document: DocumentNode, name: str | None) -> OperationDefinitionNode | None:
+    operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+    if name:
+        return next((o for o in operations if o.name and o.name.value == name), None)
+    return operations[0] if len(operations) == 1 else None
+
+
+def _null_data(operation: OperationDefinitionNode | None) -> dict[str, None] | None:
+    """`{field: null}` for each root field, as the contract's error examples show."""
+    if operation is None:
+        return None
+    keys = [(s.alias or s.name).value for s in operation.selection_set.selections if isinstance(s, FieldNode)]
+    return dict.fromkeys(keys) or None
+
+
+class GraphQLEndpoint:
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self.schema = load_schema()
+        self.documents = DocumentCache(self.schema, services.settings.document_cache_size)
+
+    async def handle(self, request: Request) -> Response:
+        if request.method == "GET":
+            return await self._get(request)
+        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if content_type != JSON:
+            return _reply(
+                {
+                    "errors": [request_error("Send the request as application/json.", "UNSUPPORTED_MEDIA_TYPE")],
+                    "data": None,
+                },
+                415,
+            )
+        body = await _read_body(request, self.services.settings.max_body_bytes)
+        if body is None:
+            return _reply(
+                {"errors": [request_error("The request body is too large.", "PAYLOAD_TOO_LARGE")], "data": None}, 413
+            )
+        try:
+            payload = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            return _reply({"errors": [request_error("The request body is not valid JSON.")], "data": None}, 400)
+        return await self._run(request, payload, allow_mutations=True)
+
+    async def _get(self, request: Request) -> Response:
+        params = request.query_params
+        if "query" not in params:
+            if "text/html" in request.headers.get("accept", ""):
+                return HTMLResponse(GRAPHIQL_PAGE)
+            return _reply({"errors": [request_error("Missing query.")], "data": None}, 400)
+        payload: dict[str, Any] = {"query": params["query"], "operationName": params.get("operationName")}
+        if params.get("variables"):
+            try:
+                payload["variables"] = orjson.loads(params["variables"])
+            except orjson.JSONDecodeError:
+                return _reply({"errors": [request_error("variables is not valid JSON.")], "data": None}, 400)
+        return await self._run(request, payload, allow_mutations=False)
+
+    async def _run(self, request: Request, payload: Any, *, allow_mutations: bool) -> Response:
+        if not isinstance(payload, dict) or not isinstance(payload.get("query"), str):
+            return _reply(
+                {"errors": [request_error("The body must be a JSON object with a query string.")], "data": None}, 400
+            )
+        variables = payload.get("variables")
+        operation_name = payload.get("operationName")
+        if variables is not None and not isinstance(variables, dict):
+            return _reply({"errors": [request_error("variables must be a JSON object.")], "data": None}, 400)
+        if operation_name is not None and not isinstance(operation_name, str):
+            return _reply({"errors": [request_error("operationName must be a string.")], "data": None}, 400)
+        outcome = Outcome()
+        document, errors = self.documents.get(payload["query"])
+        operation = _operation(document, operation_name) if document is not None else None
+        if errors or document is None:
+            return _reply({"errors": [format_error(e, outcome) for e in errors], "data": _null_data(operation)}, 200)
+        if operation is not None and operation.operation is OperationType.MUTATION and not allow_mutations:
+            return _reply(
+                {"errors": [request_error("Mutations must be sent with POST.", "METHOD_NOT_ALLOWED")], "data": None},
+                405,
+            )
+        context = RequestContext(
+            services=self.services,
+            bearer_token=_bearer(request),
+            client_address=request.client.host if request.client else "unknown",
+        )
+        outcome_or_awaitable = execute(
+            self.schema, document, variable_values=variables, operation_name=operation_name, context_value=context
+        )
+        result: ExecutionResult = (
+            await outcome_or_awaitable if isawaitable(outcome_or_awaitable) else outcome_or_awaitable
+        )
+        body: dict[str, Any] = {}
+        if result.errors:
+            body["errors"] = [format_error(e, outcome) for e in result.errors]
+        body["data"] = result.data if result.data is not None else _null_data(operation)
+        status = 500 if outcome.internal else 503 if outcome.retryable else 200
+        response = _reply(body, status)
+        if context.issued_token:
+            response.headers["Authorization"] = f"Bearer {context.issued_token}"
+            response.headers["X-Authorization"] = f"Bearer {context.issued_token}"
+        return response
+
+
+def _bearer(request: Request) -> str | None:
+    for header in ("authorization", "x-authorization"):
+        value = request.headers.get(header, "")
+        scheme, _, token = value.partition(" ")
+        if scheme.lower() == "bearer" and token.strip():
+            return token.strip()
+    return None
+
+
+async def _read_body(request: Request, limit: int) -> bytes | None:
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        return None
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _reply(body: dict[str, Any], status: int) -> Response:
+    return Response(orjson.dumps(body), status_code=status, media_type=JSON)

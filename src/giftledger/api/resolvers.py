@@ -1,0 +1,211 @@
+"""Resolvers: parse arguments, call one use case, shape the result."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from graphql import GraphQLResolveInfo, GraphQLSchema
+
+from giftledger.api import shapes
+from giftledger.api.context import RequestContext
+from giftledger.services import queries
+from giftledger.services.access import log_in
+from giftledger.services.adjustments import AdjustmentRequest, adjust_balance
+from giftledger.services.reversals import ReversalItem, ReversalRequest, reverse_line_items
+from giftledger.services.sales import Discount, OrderItem, OrderRequest, ReceiptContact, sell_cards
+
+Resolver = Callable[..., Awaitable[Any]]
+
+
+def _ctx(info: GraphQLResolveInfo) -> RequestContext:
+    context: RequestContext = info.context
+    return context
+
+
+async def login_user(
+    _: Any, info: GraphQLResolveInfo, password: str, email: str | None = None, username: str | None = None
+) -> shapes.Shape:
+    ctx = _ctx(info)
+    login = await log_in(
+        ctx.services, username=username, email=email, password=password, client_address=ctx.client_address
+    )
+    ctx.issued_token = login.token
+    p = login.principal
+    return {
+        "id": p.id,
+        "email": p.name if p.kind == "user" else None,
+        "username": p.name if p.kind == "api_user" else None,
+    }
+
+
+async def products(_: Any, info: GraphQLResolveInfo, account_id: int) -> list[shapes.Shape]:
+    ctx = _ctx(info)
+    views = await queries.list_products(ctx.services, await ctx.principal(), account_id)
+    return [shapes.product(v) for v in views]
+
+
+async def cards(
+    _: Any,
+    info: GraphQLResolveInfo,
+    card_reference: str | None = None,
+    limit: int | None = None,
+    page: int | None = None,
+    id: int | None = None,
+) -> shapes.Shape:
+    ctx = _ctx(info)
+    result = await queries.find_cards(
+        ctx.services, await ctx.principal(), card_reference=card_reference, card_id=id, limit=limit, page=page
+    )
+    return shapes.page(result, shapes.card)
+
+
+async def line_items(
+    _: Any,
+    info: GraphQLResolveInfo,
+    page: int | None = None,
+    limit: int | None = None,
+    merchant_transaction_reference: str | None = None,
+) -> shapes.Shape:
+    ctx = _ctx(info)
+    result = await queries.find_line_items(
+        ctx.services,
+        await ctx.principal(),
+        merchant_transaction_reference=merchant_transaction_reference,
+        limit=limit,
+        page=page,
+    )
+    return shapes.page(result, shapes.line_item)
+
+
+async def orders(_: Any, info: GraphQLResolveInfo, limit: int | None = None, page: int | None = None) -> shapes.Shape:
+    ctx = _ctx(info)
+    result = await queries.list_orders(ctx.services, await ctx.principal(), limit=limit, page=page)
+    return shapes.page(result, shapes.order)
+
+
+async def consents(
+    contact: shapes.Shape, info: GraphQLResolveInfo, limit: int | None = None, page: int | None = None
+) -> shapes.Shape:
+    ctx = _ctx(info)
+    result = await queries.list_consents(
+        ctx.services, await ctx.principal(), int(contact["id"]), limit=limit, page=page
+    )
+    return shapes.page(result, shapes.consent)
+
+
+async def merchants(_: Any, info: GraphQLResolveInfo) -> list[shapes.Shape]:
+    ctx = _ctx(info)
+    await ctx.principal()
+    return shapes.named(await queries.list_merchants(ctx.services))
+
+
+async def sales_channels(_: Any, info: GraphQLResolveInfo) -> list[shapes.Shape]:
+    await _ctx(info).principal()
+    return shapes.named(queries.sales_channels())
+
+
+async def fulfilment_methods(_: Any, info: GraphQLResolveInfo) -> list[shapes.Shape]:
+    await _ctx(info).principal()
+    return shapes.named(queries.fulfilment_methods())
+
+
+async def accounts(_: Any, info: GraphQLResolveInfo) -> list[shapes.Shape]:
+    ctx = _ctx(info)
+    return shapes.named(await queries.list_accounts(ctx.services, await ctx.principal()))
+
+
+def _order_item(raw: dict[str, Any] | None) -> OrderItem | None:
+    if raw is None:
+        return None
+    return OrderItem(
+        product_id=raw.get("product_id"),
+        price_modifier_id=raw.get("price_modifier_id"),
+        custom_price_modifier_value=raw.get("custom_price_modifier_value"),
+        fulfilment_method_id=raw.get("fulfilment_method_id"),
+        fulfilment_email=raw.get("fulfilment_email"),
+        message=raw.get("message"),
+        card_reference=raw.get("card_reference"),
+        generate_card_reference=bool(raw.get("generate_card_reference")),
+        discounts=[
+            Discount(d.get("discount_type_id"), d.get("value")) if d is not None else Discount(None, None)
+            for d in raw.get("discounts") or []
+        ],
+    )
+
+
+async def create_order(_: Any, info: GraphQLResolveInfo, **args: Any) -> shapes.Shape:
+    ctx = _ctx(info)
+    contact = args.get("receipt_contact")
+    request = OrderRequest(
+        account_id=args["account_id"],
+        merchant_id=args["merchant_id"],
+        order_items=[_order_item(item) for item in args["order_items"]],
+        currency=args["currency"],
+        total=args["total"],
+        sales_channel_id=args["sales_channel_id"],
+        unit_epos_reference=args.get("unit_epos_reference"),
+        merchant_transaction_reference=args.get("merchant_transaction_reference"),
+        note=args.get("note"),
+        receipt_contact=ReceiptContact(
+            contact.get("email"), contact.get("first_name"), contact.get("last_name"), contact.get("consent_copy")
+        )
+        if contact
+        else None,
+    )
+    return shapes.order(await sell_cards(ctx.services, await ctx.principal(), request))
+
+
+async def create_balance_adjustment(_: Any, info: GraphQLResolveInfo, **args: Any) -> shapes.Shape:
+    ctx = _ctx(info)
+    request = AdjustmentRequest(
+        card_reference=args["card_reference"],
+        value=args.get("value"),
+        currency=args.get("currency"),
+        unit_epos_reference=args["unit_epos_reference"],
+        merchant_id=args["merchant_id"],
+        merchant_transaction_reference=args.get("merchant_transaction_reference"),
+    )
+    return shapes.adjustment(await adjust_balance(ctx.services, await ctx.principal(), request))
+
+
+async def create_reversal(_: Any, info: GraphQLResolveInfo, **args: Any) -> shapes.Shape:
+    ctx = _ctx(info)
+    request = ReversalRequest(
+        items=[
+            ReversalItem(i.get("line_item_id"), bool(i.get("shipping_refund"))) if i is not None else None
+            for i in args["ReversalItems"]
+        ],
+        merchant_transaction_reference=args.get("merchant_transaction_reference"),
+        unit_epos_reference=args["unit_epos_reference"],
+        merchant_id=args["merchant_id"],
+    )
+    return shapes.reversal(await reverse_line_items(ctx.services, await ctx.principal(), request))
+
+
+ROOT_RESOLVERS: dict[str, dict[str, Resolver]] = {
+    "Query": {
+        "loginUser": login_user,
+        "Products": products,
+        "Cards": cards,
+        "LineItems": line_items,
+        "Orders": orders,
+        "Merchants": merchants,
+        "SalesChannels": sales_channels,
+        "FulfilmentMethods": fulfilment_methods,
+        "Accounts": accounts,
+    },
+    "Mutation": {
+        "createOrder": create_order,
+        "createBalanceAdjustment": create_balance_adjustment,
+        "createReversal": create_reversal,
+    },
+    "Contact": {"Consents": consents},
+}
+
+
+def attach(schema: GraphQLSchema) -> None:
+    for type_name, fields in ROOT_RESOLVERS.items():
+        graphql_type = schema.get_type(type_name)
+        for field_name, resolver in fields.items():
+            graphql_type.fields[field_name].resolve = resolver  # type: ignore[union-attr]

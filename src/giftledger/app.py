@@ -1,0 +1,70 @@
+"""The composition root: settings -> database -> services -> transports (one Starlette app)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from sqlalchemy import text
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from giftledger.api.endpoint import GraphQLEndpoint
+from giftledger.auth.tokens import TokenIssuer
+from giftledger.config import Settings
+from giftledger.services.context import Services
+from giftledger.storage import migrate
+from giftledger.storage.database import Database, create_engine
+
+
+def build_services(settings: Settings) -> Services:
+    engine = create_engine(
+        settings.database_url, pool_size=settings.database_pool_size, statement_timeout_ms=settings.statement_timeout_ms
+    )
+    tokens = TokenIssuer(
+        settings.secret_key,
+        previous_keys=settings.previous_secret_keys,
+        lifetime_seconds=settings.token_lifetime_seconds,
+        refresh_window_seconds=settings.token_refresh_window_seconds,
+        issuer=settings.token_issuer,
+        audience=settings.token_audience,
+    )
+    return Services(db=Database(engine), settings=settings, tokens=tokens)
+
+
+def create_app(settings: Settings) -> Starlette:
+    services = build_services(settings)
+    graphql = GraphQLEndpoint(services)
+
+    async def healthz(_: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(_: Request) -> Response:
+        try:
+            async with services.db.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+            current = await migrate.current_revision(services.db.engine)
+        except Exception as exc:  # any failure to reach the database means "not ready"
+            return JSONResponse({"status": "unavailable", "reason": type(exc).__name__}, status_code=503)
+        head = migrate.head_revision()
+        if current != head:
+            return JSONResponse({"status": "migrations pending", "current": current, "head": head}, status_code=503)
+        return JSONResponse({"status": "ready", "revision": current})
+
+    @asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        yield
+        await services.db.dispose()
+
+    app = Starlette(
+        routes=[
+            Route("/graphql", graphql.handle, methods=["GET", "POST"]),
+            Route("/healthz", healthz),
+            Route("/readyz", readyz),
+        ],
+        lifespan=lifespan,
+    )
+    app.state.services = services
+    return app

@@ -1,0 +1,1 @@
+"""Credentials: password hashing and access tokens."""

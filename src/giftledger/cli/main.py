@@ -1,0 +1,156 @@
+"""The `giftledger` command: serve, migrate, demo, and admin commands over the same services."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import click
+
+from giftledger.app import build_services
+from giftledger.config import ConfigurationError, Settings, load_settings
+from giftledger.domain.errors import DomainError, ValidationFailed
+from giftledger.services.context import Services
+from giftledger.storage import migrate as migrations
+
+T = TypeVar("T")
+
+
+def settings_from(ctx: click.Context) -> Settings:
+    try:
+        return load_settings(database_url=ctx.obj.get("database_url"))
+    except ConfigurationError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def run_with_services(ctx: click.Context, work: Callable[[Services], Awaitable[T]]) -> T:
+    """Migrate if needed, run one piece of work against the services, close the database."""
+    settings = settings_from(ctx)
+
+    async def _main() -> T:
+        services = build_services(settings)
+        try:
+            await migrations.upgrade(services.db.engine)
+            return await work(services)
+        finally:
+            await services.db.dispose()
+
+    try:
+        return asyncio.run(_main())
+    except ValidationFailed as exc:
+        details = "; ".join(f"{k}: {', '.join(v)}" for k, v in exc.fields.items())
+        raise click.ClickException(details) from exc
+    except DomainError as exc:
+        raise click.ClickException(exc.message) from exc
+
+
+@click.group()
+@click.option(
+    "--database-url",
+    envvar="GIFTLEDGER_DATABASE_URL",
+    default=None,
+    help="postgresql://user@host:port/db or sqlite:///path (default: ./var/giftledger.sqlite3)",
+)
+@click.pass_context
+def cli(ctx: click.Context, database_url: str | None) -> None:
+    """giftledger: gift cards with a Toggle-compatible EPOS API."""
+    ctx.ensure_object(dict)
+    ctx.obj["database_url"] = database_url
+
+
+@cli.command()
+@click.pass_context
+def migrate(ctx: click.Context) -> None:
+    """Apply database migrations."""
+    settings = settings_from(ctx)
+
+    async def _main() -> str | None:
+        services = build_services(settings)
+        try:
+            await migrations.upgrade(services.db.engine)
+            return await migrations.current_revision(services.db.engine)
+        finally:
+            await services.db.dispose()
+
+    click.echo(f"database at revision {asyncio.run(_main())}")
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--workers", default=1, show_default=True, type=int, help="processes (PostgreSQL only)")
+@click.pass_context
+def serve(ctx: click.Context, host: str, port: int, workers: int) -> None:
+    """Migrate if needed, then serve the API (and the dashboard)."""
+    import uvicorn
+
+    settings = settings_from(ctx)
+
+    async def _migrate() -> None:
+        services = build_services(settings)
+        try:
+            await migrations.upgrade(services.db.engine)
+        finally:
+            await services.db.dispose()
+
+    asyncio.run(_migrate())
+    if settings.database_url.startswith("sqlite") and workers > 1:
+        raise click.ClickException("SQLite serves from one process; use PostgreSQL for --workers > 1")
+    import os
+
+    os.environ["GIFTLEDGER_DATABASE_URL"] = settings.database_url
+    click.echo(f"giftledger serving on http://{host}:{port}/ (GraphQL at http://{host}:{port}/graphql)")
+    uvicorn.run(
+        "giftledger.asgi:app",
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="warning",
+        timeout_graceful_shutdown=20,
+        proxy_headers=False,
+    )
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="print one JSON object")
+@click.option("--print", "as_text", is_flag=True, help="print the URLs and credentials for people")
+@click.option("--account-name", default="Demo Restaurants", show_default=True)
+@click.pass_context
+def demo(ctx: click.Context, as_json: bool, as_text: bool, account_name: str) -> None:
+    """Create (if missing) the demo account and print its ids and fresh credentials."""
+    from giftledger.services.demo import load_demo
+
+    data: dict[str, Any] = run_with_services(ctx, lambda s: load_demo(s, account_name))
+    if as_json or not as_text:
+        click.echo(json.dumps(data))
+        return
+    click.echo(
+        "\n".join(
+            [
+                "",
+                f"Demo account {data['account_name']!r} (account ID {data['account_id']})",
+                "  Dashboard:    http://127.0.0.1:8000/",
+                "  GraphQL API:  http://127.0.0.1:8000/graphql",
+                f"  Store Owner:  {data['owner_email']} / {data['owner_password']}",
+                f"  PointOne API user (merchant {data['merchant_id']}):",
+                f"                {data['api_username']} / {data['api_password']}",
+                f"  In-Store Gift product ID: {data['product_id']}",
+                f"  EPOS references: {', '.join(data['unit_epos_references'])}",
+                f"  Unsold card numbers: {', '.join(data['card_references'][:3])} ...",
+                "",
+            ]
+        )
+    )
+
+
+def main() -> None:
+    from giftledger.cli import admin
+
+    admin.register(cli)
+    try:
+        cli(obj={})
+    except KeyboardInterrupt:
+        sys.exit(130)

@@ -1,0 +1,96 @@
+"""Logging in and recognising callers: API users (tills) by username, dashboard users by email."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from giftledger.auth.passwords import verify_password
+from giftledger.domain.errors import Throttled, Unauthorized
+from giftledger.domain.permissions import Role
+from giftledger.services.context import Principal, Services
+from giftledger.storage.clock import utcnow
+from giftledger.storage.people import Directory
+
+LOGIN_REFUSED = "Unauthorized"
+LOGIN_THROTTLED = "Too many failed login attempts. Try again later."
+
+
+@dataclass(frozen=True)
+class Login:
+    token: str
+    principal: Principal
+
+
+async def log_in(
+    services: Services, *, username: str | None, email: str | None, password: str, client_address: str
+) -> Login:
+    """Check credentials; throttled per login name and per client address after repeated failures.
+    The reply never tells whether the name exists."""
+    name = (username or email or "").strip()
+    subjects = [f"name:{name.lower()}", f"addr:{client_address}"]
+    settings = services.settings
+    since = utcnow() - timedelta(seconds=settings.login_failure_window_seconds)
+    async with services.db.transaction() as conn:
+        directory = Directory(conn)
+        for subject in subjects:
+            if await directory.recent_failures(subject, since) >= settings.login_failure_limit:
+                raise Throttled(LOGIN_THROTTLED)
+    principal = None
+    async with services.db.transaction() as conn:
+        directory = Directory(conn)
+        if username and username.strip():
+            api_user = await directory.api_user_by_username(name)
+            if (
+                verify_password(api_user.password_hash if api_user else None, password)
+                and api_user
+                and api_user.deleted_at is None
+            ):
+                principal = Principal(
+                    "api_user", api_user.id, api_user.account_id, Role.API_USER, api_user.merchant_id, api_user.username
+                )
+                version = api_user.token_version
+        elif email and email.strip():
+            user = await directory.user_by_email(name)
+            memberships = await directory.memberships(user.id) if user else []
+            if (
+                verify_password(user.password_hash if user else None, password)
+                and user
+                and user.deleted_at is None
+                and memberships
+            ):
+                first = memberships[0]
+                principal = Principal("user", user.id, first.account_id, Role(first.role), None, user.email)
+                version = user.token_version
+        else:
+            verify_password(None, password)
+        await directory.record_login(subjects, principal is not None)
+    if principal is None:
+        raise Unauthorized(LOGIN_REFUSED)
+    token = services.tokens.issue(principal.kind, principal.id, principal.account_id, version)
+    return Login(token, principal)
+
+
+async def recognise(services: Services, token: str, *, account_id: int | None = None) -> Principal:
+    """The principal a bearer token stands for, checked against the database on every request so that
+    deleting a user or rotating its credentials revokes its tokens at once."""
+    claims = services.tokens.verify(token)
+    if claims is None:
+        raise Unauthorized()
+    async with services.db.transaction() as conn:
+        directory = Directory(conn)
+        if claims.subject_kind == "api_user":
+            api_user = await directory.api_user(claims.subject_id)
+            if api_user is None or api_user.deleted_at is not None or api_user.token_version != claims.version:
+                raise Unauthorized()
+            return Principal(
+                "api_user", api_user.id, api_user.account_id, Role.API_USER, api_user.merchant_id, api_user.username
+            )
+        user = await directory.user(claims.subject_id)
+        if user is None or user.deleted_at is not None or user.token_version != claims.version:
+            raise Unauthorized()
+        wanted = account_id if account_id is not None else claims.account_id
+        for membership in await directory.memberships(user.id):
+            if membership.account_id == wanted:
+                return Principal("user", user.id, membership.account_id, Role(membership.role), None, user.email)
+        raise Unauthorized()

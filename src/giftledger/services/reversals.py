@@ -1,0 +1,125 @@
+"""createReversal: undo whole line items (a sale, a redemption, a top-up), each at most once."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.exc import IntegrityError
+
+from giftledger.domain.errors import (
+    NOT_EXPECTED,
+    REQUIRED,
+    AlreadyReversed,
+    NegativeBalance,
+    ValidationFailed,
+)
+from giftledger.domain.ledger import Holding, LineItemType, Split, movement_split
+from giftledger.domain.permissions import Permission
+from giftledger.domain.validation import Problems
+from giftledger.services.adjustments import translate_integrity
+from giftledger.services.context import Principal, Services, broke
+from giftledger.services.till import check_merchant, ensure_reference_unused, till_actor
+from giftledger.services.views import ReversalView, line_item_views
+from giftledger.storage.ledger import Actor, NewLineItem
+from giftledger.storage.unit_of_work import UnitOfWork
+
+MAX_REVERSAL_ITEMS = 100
+
+
+@dataclass(frozen=True)
+class ReversalItem:
+    line_item_id: int | None
+    shipping_refund: bool = False
+
+
+@dataclass(frozen=True)
+class ReversalRequest:
+    items: list[ReversalItem | None]
+    merchant_transaction_reference: str | None
+    unit_epos_reference: str | None
+    merchant_id: int | None
+
+
+async def reverse_line_items(services: Services, principal: Principal, request: ReversalRequest) -> ReversalView:
+    principal.require(Permission.LINE_ITEM_REVERSE)
+    problems = Problems()
+    ids = _check_items(request.items, problems)
+    epos = problems.reference("unit_epos_reference", request.unit_epos_reference, required=True)
+    tx_reference = problems.reference(
+        "merchant_transaction_reference", request.merchant_transaction_reference, required=True
+    )
+    try:
+        async with services.unit_of_work(principal.account_id) as uow:
+            await check_merchant(uow, principal, request.merchant_id, problems)
+            problems.raise_if_any()
+            assert epos and request.merchant_id is not None
+            actor = await till_actor(uow, principal, request.merchant_id, epos)
+            await ensure_reference_unused(uow, request.merchant_id, tx_reference)
+            transaction_id = await uow.ledger.open_transaction("reversal", actor, tx_reference)
+            created = [
+                await reverse_one(uow, actor, transaction_id, index, item_id) for index, item_id in enumerate(ids)
+            ]
+            views = await line_item_views(uow, await uow.ledger.many(created))
+            return ReversalView(transaction_id, tx_reference, views)
+    except IntegrityError as error:
+        if broke(error, "uq_line_items_reverses", "line_items.reverses_line_item_id"):
+            raise AlreadyReversed(ids[0] if len(ids) == 1 else 0) from error
+        raise await translate_integrity(services, principal, request.merchant_id, tx_reference, error) from error
+
+
+def _check_items(items: list[ReversalItem | None], problems: Problems) -> list[int]:
+    if not items:
+        problems.add("ReversalItems", REQUIRED)
+        return []
+    if len(items) > MAX_REVERSAL_ITEMS:
+        problems.add("ReversalItems", NOT_EXPECTED)
+        return []
+    ids: list[int] = []
+    for index, item in enumerate(items):
+        field = f"ReversalItems.{index}.line_item_id"
+        if item is None or item.line_item_id is None:
+            problems.add(field, REQUIRED)
+        elif item.line_item_id <= 0 or item.line_item_id in ids:
+            problems.add(field, NOT_EXPECTED)
+        else:
+            ids.append(item.line_item_id)
+    return ids
+
+
+async def reverse_one(uow: UnitOfWork, actor: Actor, transaction_id: int, index: int, line_item_id: int) -> int:
+    """Append the reversal of one line item. Debits come back with their exact split; credits are taken
+    back like any debit (in proportion), and never below zero. A reversed sale that leaves the card
+    empty returns the card to unsold stock."""
+    field = f"ReversalItems.{index}.line_item_id"
+    original = await uow.ledger.get(line_item_id)
+    if original is None or original.type_id == LineItemType.REVERSAL:
+        raise ValidationFailed.one(field, NOT_EXPECTED)
+    card = await uow.cards.get(original.card_id, lock=True)
+    assert card is not None
+    if await uow.ledger.is_reversed(line_item_id):
+        raise AlreadyReversed(line_item_id)
+    holding = Holding(card.tender_balance, card.discount_balance)
+    credit = Split(-original.tender, -original.discount) if original.value < 0 else None
+    movement = movement_split(holding, -original.value, credit)
+    item_id = await uow.ledger.append(
+        transaction_id,
+        actor,
+        NewLineItem(
+            card.id,
+            LineItemType.REVERSAL,
+            movement,
+            order_id=original.order_id,
+            reverses_line_item_id=original.id,
+        ),
+    )
+    after = await uow.cards.move(card.id, movement)
+    if after is None:
+        raise NegativeBalance()
+    if original.type_id == LineItemType.SALE:
+        if after.balance == 0:
+            await uow.cards.return_to_stock(card.id)
+        if original.order_id is not None:
+            sales = [i for i in await uow.ledger.for_order([original.order_id]) if i.type_id == LineItemType.SALE]
+            if all(i.reversed_by_line_item_id is not None for i in sales):
+                await uow.orders.set_status(original.order_id, "cancelled")
+    return item_id

@@ -1,0 +1,65 @@
+"""Checks every till-facing money operation shares: merchant, currency, site, reference, card."""
+
+from __future__ import annotations
+
+from giftledger.domain.catalogue import currency_code
+from giftledger.domain.errors import (
+    NOT_EXPECTED,
+    REQUIRED,
+    CardNotFound,
+    DuplicateReference,
+    SiteNotRecognised,
+    ValidationFailed,
+)
+from giftledger.domain.validation import Problems
+from giftledger.services.context import Principal
+from giftledger.storage.ledger import Actor
+from giftledger.storage.records import CardRow
+from giftledger.storage.unit_of_work import UnitOfWork
+
+
+async def check_merchant(uow: UnitOfWork, principal: Principal, merchant_id: int | None, problems: Problems) -> None:
+    """An API user may only act as its own POS merchant; a dashboard user as any known merchant."""
+    if merchant_id is None:
+        problems.add("merchant_id", REQUIRED)
+    elif principal.merchant_id is not None:
+        if merchant_id != principal.merchant_id:
+            problems.add("merchant_id", NOT_EXPECTED)
+    elif merchant_id not in await uow.directory.merchants():
+        problems.add("merchant_id", NOT_EXPECTED)
+
+
+def check_currency(value: str | None, problems: Problems) -> str | None:
+    if value is None or not str(value).strip():
+        problems.add("currency", REQUIRED)
+        return None
+    code = currency_code(value)
+    if code is None:
+        problems.add("currency", NOT_EXPECTED)
+    return code
+
+
+async def till_actor(uow: UnitOfWork, principal: Principal, merchant_id: int, epos_reference: str) -> Actor:
+    """The actor for a till request: the EPOS reference must be mapped to a live site of this account."""
+    site_id = await uow.sites.site_for_reference(merchant_id, epos_reference)
+    if site_id is None:
+        raise SiteNotRecognised()
+    return Actor(api_user_id=principal.api_user_id, user_id=principal.user_id, merchant_id=merchant_id, site_id=site_id)
+
+
+async def ensure_reference_unused(uow: UnitOfWork, merchant_id: int | None, reference: str | None) -> None:
+    if reference is None:
+        return
+    used = await uow.ledger.ids_for_reference(merchant_id, reference)
+    if used is not None:
+        raise DuplicateReference(reference, used)
+
+
+async def active_card(uow: UnitOfWork, reference: str, currency: str | None) -> CardRow:
+    """The sold card with this number or alias, locked for the rest of the transaction."""
+    card = await uow.cards.find(reference, lock=True)
+    if card is None or card.status != "active":
+        raise CardNotFound()
+    if currency is not None and card.currency != currency:
+        raise ValidationFailed.one("currency", NOT_EXPECTED)
+    return card

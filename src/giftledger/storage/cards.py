@@ -1,0 +1,208 @@
+"""Cards repository: lookup, stock, and the one helper through which balances move."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from giftledger.domain.ledger import Holding, Split
+from giftledger.storage.clock import as_utc, utcnow
+from giftledger.storage.records import CardRow
+from giftledger.storage.tables import cards, products
+
+_COLUMNS = (
+    cards.c.id,
+    cards.c.account_id,
+    cards.c.card_reference,
+    cards.c.alias,
+    cards.c.currency,
+    cards.c.status,
+    cards.c.balance,
+    cards.c.tender_balance,
+    cards.c.discount_balance,
+    cards.c.initial_balance,
+    cards.c.product_id,
+    products.c.name.label("product_name"),
+    cards.c.contact_id,
+    cards.c.expiry_time,
+    cards.c.created_at,
+    cards.c.updated_at,
+)
+
+
+def _row(row: Any) -> CardRow:
+    data = dict(row._mapping)
+    for key in ("created_at", "updated_at"):
+        data[key] = as_utc(data[key])
+    if data["expiry_time"] is not None:
+        data["expiry_time"] = as_utc(data["expiry_time"])
+    return CardRow(**data)
+
+
+class Cards:
+    def __init__(self, conn: AsyncConnection, account_id: int) -> None:
+        self._conn = conn
+        self._account_id = account_id
+
+    def _select(self) -> Any:
+        return (
+            select(*_COLUMNS)
+            .select_from(cards.outerjoin(products, products.c.id == cards.c.product_id))
+            .where(cards.c.account_id == self._account_id)
+        )
+
+    async def find(self, reference: str, *, lock: bool = False) -> CardRow | None:
+        """A card by its number or its alias (the number wins when both match)."""
+        query = self._select().where(or_(cards.c.card_reference == reference, cards.c.alias == reference))
+        query = query.order_by((cards.c.card_reference != reference).asc(), cards.c.id).limit(1)
+        if lock:
+            query = query.with_for_update(of=cards)
+        row = (await self._conn.execute(query)).first()
+        return _row(row) if row else None
+
+    async def get(self, card_id: int, *, lock: bool = False) -> CardRow | None:
+        query = self._select().where(cards.c.id == card_id)
+        if lock:
+            query = query.with_for_update(of=cards)
+        row = (await self._conn.execute(query)).first()
+        return _row(row) if row else None
+
+    async def page_active(
+        self, *, limit: int, offset: int, card_id: int | None = None, reference: str | None = None
+    ) -> tuple[list[CardRow], int]:
+        conditions = [cards.c.account_id == self._account_id, cards.c.status == "active"]
+        if card_id is not None:
+            conditions.append(cards.c.id == card_id)
+        if reference is not None:
+            conditions.append(or_(cards.c.card_reference == reference, cards.c.alias == reference))
+        total = (await self._conn.execute(select(func.count()).select_from(cards).where(*conditions))).scalar_one()
+        query = self._select().where(*conditions[1:]).order_by(cards.c.id).limit(limit).offset(offset)
+        rows = (await self._conn.execute(query)).all()
+        return [_row(r) for r in rows], int(total)
+
+    async def add_stock(self, references: Sequence[str], currency: str) -> list[str]:
+        """Blank card numbers for physical cards; numbers already in the account are skipped."""
+        existing = set(
+            (
+                await self._conn.execute(
+                    select(cards.c.card_reference).where(
+                        cards.c.account_id == self._account_id, cards.c.card_reference.in_(list(references))
+                    )
+                )
+            ).scalars()
+        )
+        now = utcnow()
+        fresh = [r for r in dict.fromkeys(references) if r not in existing]
+        if fresh:
+            await self._conn.execute(
+                cards.insert(),
+                [
+                    {
+                        "account_id": self._account_id,
+                        "card_reference": r,
+                        "currency": currency,
+                        "status": "stock",
+                        "created_at": now,
+                        "updated_at": now,
+                    }
+                    for r in fresh
+                ],
+            )
+        return fresh
+
+    async def stock_references(self, limit: int = 1000) -> list[str]:
+        query = (
+            select(cards.c.card_reference)
+            .where(cards.c.account_id == self._account_id, cards.c.status == "stock")
+            .order_by(cards.c.id)
+            .limit(limit)
+        )
+        return list((await self._conn.execute(query)).scalars())
+
+    async def create_active(self, reference: str, currency: str, product_id: int | None) -> int:
+        now = utcnow()
+        result = await self._conn.execute(
+            cards.insert()
+            .values(
+                account_id=self._account_id,
+                card_reference=reference,
+                currency=currency,
+                status="active",
+                product_id=product_id,
+                created_at=now,
+                updated_at=now,
+            )
+            .returning(cards.c.id)
+        )
+        return int(result.scalar_one())
+
+    async def activate(
+        self, card_id: int, *, product_id: int | None, initial_balance: int, contact_id: int | None, message: str | None
+    ) -> bool:
+        """Stock -> active. False when another sale got there first."""
+        result = await self._conn.execute(
+            update(cards)
+            .where(cards.c.account_id == self._account_id, cards.c.id == card_id, cards.c.status == "stock")
+            .values(
+                status="active",
+                product_id=product_id,
+                initial_balance=initial_balance,
+                contact_id=contact_id,
+                message=message,
+                updated_at=utcnow(),
+            )
+        )
+        return result.rowcount == 1
+
+    async def describe_sale(
+        self, card_id: int, *, product_id: int | None, initial_balance: int, contact_id: int | None, message: str | None
+    ) -> None:
+        await self._conn.execute(
+            update(cards)
+            .where(cards.c.account_id == self._account_id, cards.c.id == card_id)
+            .values(product_id=product_id, initial_balance=initial_balance, contact_id=contact_id, message=message)
+        )
+
+    async def return_to_stock(self, card_id: int) -> None:
+        await self._conn.execute(
+            update(cards)
+            .where(cards.c.account_id == self._account_id, cards.c.id == card_id, cards.c.balance == 0)
+            .values(status="stock", updated_at=utcnow())
+        )
+
+    async def move(self, card_id: int, movement: Split) -> Holding | None:
+        """Apply a movement to a card's balance in one conditional statement.
+
+        Returns the new holding, or None when either part would go below zero (nothing changed).
+        Callers compute `movement` from a holding read under `get(lock=True)`; the condition here is
+        the backstop, and the table's CHECK constraint is the last one.
+        """
+        result = await self._conn.execute(
+            update(cards)
+            .where(
+                cards.c.account_id == self._account_id,
+                cards.c.id == card_id,
+                cards.c.tender_balance + movement.tender >= 0,
+                cards.c.discount_balance + movement.discount >= 0,
+            )
+            .values(
+                balance=cards.c.balance + movement.value,
+                tender_balance=cards.c.tender_balance + movement.tender,
+                discount_balance=cards.c.discount_balance + movement.discount,
+                updated_at=utcnow(),
+            )
+            .returning(cards.c.tender_balance, cards.c.discount_balance)
+        )
+        row = result.first()
+        return Holding(int(row[0]), int(row[1])) if row else None
+
+    async def liability(self) -> int:
+        total = (
+            await self._conn.execute(
+                select(func.coalesce(func.sum(cards.c.balance), 0)).where(cards.c.account_id == self._account_id)
+            )
+        ).scalar_one()
+        return int(total)

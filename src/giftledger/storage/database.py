@@ -1,0 +1,138 @@
+"""Engines and transactions. One place decides the driver, the pool and the SQLite locking rules."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from giftledger.domain.errors import Retryable
+
+
+def driver_url(url: str) -> str:
+    """Map a plain `postgresql://` or `sqlite:///` URL to the async driver we use for it."""
+    parsed = make_url(url)
+    backend = parsed.get_backend_name()
+    if backend in ("postgresql", "postgres"):
+        return parsed.set(drivername="postgresql+asyncpg").render_as_string(hide_password=False)
+    if backend == "sqlite":
+        return parsed.set(drivername="sqlite+aiosqlite").render_as_string(hide_password=False)
+    raise ValueError(f"unsupported database URL {url!r}: use postgresql://... or sqlite:///...")
+
+
+def is_sqlite(engine: AsyncEngine) -> bool:
+    return engine.dialect.name == "sqlite"
+
+
+SQLITE_BUSY_TIMEOUT_MS = 10_000
+
+
+def create_engine(url: str, *, pool_size: int = 10, statement_timeout_ms: int = 10_000) -> AsyncEngine:
+    """An async engine for `url`. SQLite runs in WAL mode with every transaction `BEGIN IMMEDIATE`, so
+    writers queue on the database lock (bounded by a busy timeout) instead of failing half-way."""
+    async_url = driver_url(url)
+    if async_url.startswith("sqlite"):
+        engine = create_async_engine(async_url, pool_size=pool_size, max_overflow=0)
+        _configure_sqlite(engine)
+        return engine
+    return create_async_engine(
+        async_url,
+        pool_size=pool_size,
+        max_overflow=0,
+        pool_pre_ping=True,
+        pool_timeout=5,
+        connect_args={
+            "timeout": 5,
+            "server_settings": {
+                "statement_timeout": str(statement_timeout_ms),
+                "lock_timeout": str(statement_timeout_ms // 2),
+                "idle_in_transaction_session_timeout": str(statement_timeout_ms * 3),
+                "application_name": "giftledger",
+            },
+        },
+    )
+
+
+def _configure_sqlite(engine: AsyncEngine) -> None:
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Stop the driver from issuing its own deferred BEGIN; we issue BEGIN IMMEDIATE below.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute("PRAGMA synchronous = NORMAL")
+        cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+class Database:
+    """Hands out transactions. SQLite writers are also queued in-process so a till never sees
+    "database is locked": the process holds at most one SQLite transaction at a time."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self._sqlite_lock = asyncio.Lock() if is_sqlite(engine) else None
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncConnection]:
+        """One database transaction: committed when the block ends normally, rolled back otherwise.
+        Connection-level failures become `Retryable` (nothing was applied)."""
+        if self._sqlite_lock is not None:
+            async with self._sqlite_lock, self._begin() as conn:
+                yield conn
+        else:
+            async with self._begin() as conn:
+                yield conn
+
+    @asynccontextmanager
+    async def _begin(self) -> AsyncIterator[AsyncConnection]:
+        try:
+            async with self.engine.begin() as conn:
+                yield conn
+        except OperationalError as exc:
+            if _is_unavailable(exc):
+                raise Retryable() from exc
+            raise
+        except DBAPIError as exc:
+            if exc.connection_invalidated or _is_unavailable(exc):
+                raise Retryable() from exc
+            raise
+        except (TimeoutError, OSError, ConnectionError) as exc:
+            raise Retryable() from exc
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+
+_UNAVAILABLE_MARKERS = (
+    "database is locked",
+    "connection",
+    "terminating",
+    "shutting down",
+    "could not connect",
+    "canceling statement due to statement timeout",
+    "lock timeout",
+    "timeout",
+    "too many clients",
+    "cannot connect",
+)
+
+
+def _is_unavailable(exc: DBAPIError) -> bool:
+    text = str(exc.orig).lower() if exc.orig is not None else str(exc).lower()
+    return any(marker in text for marker in _UNAVAILABLE_MARKERS)

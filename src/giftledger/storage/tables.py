@@ -1,0 +1,279 @@
+"""Table definitions (SQLAlchemy Core). Every account-owned row carries `account_id`, and every
+query of an account-owned table filters by it, so the schema can be sharded by account later.
+
+Global tables: `merchants` (reference data: POS companies), `users` (a person may belong to several
+accounts; `memberships` links them) and `login_attempts` (keyed by username and address).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+# SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL gets BIGINT identities.
+Id = BigInteger().with_variant(Integer(), "sqlite")
+Money = BigInteger
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+
+def _id() -> Column[int]:
+    return Column("id", Id, primary_key=True, autoincrement=True)
+
+
+def _account() -> Column[int]:
+    return Column("account_id", Id, ForeignKey("accounts.id"), nullable=False)
+
+
+def _created() -> Column[object]:
+    return Column("created_at", DateTime(timezone=True), nullable=False)
+
+
+accounts = Table(
+    "accounts",
+    metadata,
+    _id(),
+    Column("name", String(200), nullable=False),
+    _created(),
+)
+
+merchants = Table(
+    "merchants",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=False),
+    Column("name", String(200), nullable=False),
+)
+
+users = Table(
+    "users",
+    metadata,
+    _id(),
+    Column("email", String(320), nullable=False, unique=True),
+    Column("name", String(200), nullable=False),
+    Column("password_hash", String(200), nullable=False),
+    Column("token_version", Integer, nullable=False, server_default="0"),
+    _created(),
+    Column("deleted_at", DateTime(timezone=True)),
+)
+
+memberships = Table(
+    "memberships",
+    metadata,
+    _id(),
+    _account(),
+    Column("user_id", Id, ForeignKey("users.id"), nullable=False),
+    Column("role", String(40), nullable=False),
+    _created(),
+    UniqueConstraint("account_id", "user_id", name="uq_memberships_account_user"),
+)
+
+api_users = Table(
+    "api_users",
+    metadata,
+    _id(),
+    _account(),
+    Column("merchant_id", Id, ForeignKey("merchants.id"), nullable=False),
+    Column("username", String(100), nullable=False, unique=True),
+    Column("password_hash", String(200), nullable=False),
+    Column("token_version", Integer, nullable=False, server_default="0"),
+    _created(),
+    Column("deleted_at", DateTime(timezone=True)),
+    Index("ix_api_users_account_merchant", "account_id", "merchant_id"),
+)
+
+sites = Table(
+    "sites",
+    metadata,
+    _id(),
+    _account(),
+    Column("name", String(200), nullable=False),
+    Column("address", String(500), nullable=False, server_default=""),
+    Column("reference", String(100), nullable=False, server_default=""),
+    _created(),
+    Column("deleted_at", DateTime(timezone=True)),
+    Index("ix_sites_account", "account_id"),
+)
+
+site_mappings = Table(
+    "site_mappings",
+    metadata,
+    _id(),
+    _account(),
+    Column("site_id", Id, ForeignKey("sites.id"), nullable=False),
+    Column("merchant_id", Id, ForeignKey("merchants.id"), nullable=False),
+    Column("epos_reference", String(100), nullable=False),
+    UniqueConstraint("account_id", "merchant_id", "epos_reference", name="uq_site_mappings_reference"),
+    UniqueConstraint("account_id", "merchant_id", "site_id", name="uq_site_mappings_site"),
+)
+
+products = Table(
+    "products",
+    metadata,
+    _id(),
+    _account(),
+    Column("name", String(200), nullable=False),
+    _created(),
+    Index("ix_products_account", "account_id"),
+)
+
+price_modifiers = Table(
+    "price_modifiers",
+    metadata,
+    _id(),
+    _account(),
+    Column("product_id", Id, ForeignKey("products.id"), nullable=False),
+    Column("price", Money, nullable=False),
+    Column("description", String(200)),
+    Column("deleted_at", DateTime(timezone=True)),
+    CheckConstraint("price >= 0", name="price_not_negative"),
+    Index("ix_price_modifiers_account_product", "account_id", "product_id"),
+)
+
+contacts = Table(
+    "contacts",
+    metadata,
+    _id(),
+    _account(),
+    Column("email", String(320), nullable=False),
+    Column("first_name", String(200)),
+    Column("last_name", String(200)),
+    _created(),
+    Index("ix_contacts_account_email", "account_id", "email"),
+)
+
+consents = Table(
+    "consents",
+    metadata,
+    _id(),
+    _account(),
+    Column("contact_id", Id, ForeignKey("contacts.id"), nullable=False),
+    Column("consent_copy", Text, nullable=False),
+    Column("consented_at", DateTime(timezone=True), nullable=False),
+    Index("ix_consents_account_contact", "account_id", "contact_id"),
+)
+
+cards = Table(
+    "cards",
+    metadata,
+    _id(),
+    _account(),
+    Column("card_reference", String(32), nullable=False),
+    Column("alias", String(32)),
+    Column("pin", String(12)),
+    Column("currency", String(3), nullable=False),
+    # stock: an unsold blank number; active: sold and in circulation
+    Column("status", String(10), nullable=False),
+    Column("balance", Money, nullable=False, server_default="0"),
+    Column("tender_balance", Money, nullable=False, server_default="0"),
+    Column("discount_balance", Money, nullable=False, server_default="0"),
+    Column("initial_balance", Money, nullable=False, server_default="0"),
+    Column("product_id", Id, ForeignKey("products.id")),
+    Column("contact_id", Id, ForeignKey("contacts.id")),
+    Column("message", Text),
+    Column("expiry_time", DateTime(timezone=True)),
+    _created(),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("account_id", "card_reference", name="uq_cards_account_reference"),
+    Index("ix_cards_account_alias", "account_id", "alias"),
+    CheckConstraint(
+        "tender_balance >= 0 AND discount_balance >= 0 AND balance = tender_balance + discount_balance",
+        name="balance_not_negative",
+    ),
+    CheckConstraint("status IN ('stock', 'active')", name="status_known"),
+)
+
+transactions = Table(
+    "transactions",
+    metadata,
+    _id(),
+    _account(),
+    Column("merchant_id", Id, ForeignKey("merchants.id")),
+    Column("merchant_transaction_reference", String(100)),
+    Column("kind", String(20), nullable=False),
+    Column("site_id", Id, ForeignKey("sites.id")),
+    Column("api_user_id", Id, ForeignKey("api_users.id")),
+    Column("user_id", Id, ForeignKey("users.id")),
+    Column("note", Text),
+    _created(),
+    UniqueConstraint("account_id", "merchant_id", "merchant_transaction_reference", name="uq_transactions_reference"),
+)
+
+orders = Table(
+    "orders",
+    metadata,
+    _id(),
+    _account(),
+    Column("transaction_id", Id, ForeignKey("transactions.id"), nullable=False),
+    Column("merchant_id", Id, ForeignKey("merchants.id")),
+    Column("site_id", Id, ForeignKey("sites.id")),
+    Column("sales_channel_id", Integer, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("total", Money, nullable=False),
+    Column("discount_total", Money, nullable=False),
+    Column("note", Text),
+    Column("receipt_contact_id", Id, ForeignKey("contacts.id")),
+    Column("status", String(12), nullable=False),
+    _created(),
+    Index("ix_orders_account_created", "account_id", "created_at"),
+)
+
+line_items = Table(
+    "line_items",
+    metadata,
+    _id(),
+    _account(),
+    Column("card_id", Id, ForeignKey("cards.id"), nullable=False),
+    Column("transaction_id", Id, ForeignKey("transactions.id"), nullable=False),
+    Column("order_id", Id, ForeignKey("orders.id")),
+    Column("type_id", Integer, nullable=False),
+    Column("value", Money, nullable=False),
+    Column("tender", Money, nullable=False),
+    Column("discount", Money, nullable=False),
+    Column("site_id", Id, ForeignKey("sites.id")),
+    Column("merchant_id", Id, ForeignKey("merchants.id")),
+    Column("product_id", Id, ForeignKey("products.id")),
+    Column("price_modifier_id", Id, ForeignKey("price_modifiers.id")),
+    Column("fulfilment_method_id", Integer),
+    Column("reverses_line_item_id", Id, ForeignKey("line_items.id")),
+    Column("note", Text),
+    Column("api_user_id", Id, ForeignKey("api_users.id")),
+    Column("user_id", Id, ForeignKey("users.id")),
+    _created(),
+    CheckConstraint("value <> 0 AND value = tender + discount", name="value_adds_up"),
+    # a line item is reversed at most once: the database refuses a second reversal
+    UniqueConstraint("account_id", "reverses_line_item_id", name="uq_line_items_reverses"),
+    Index("ix_line_items_account_card", "account_id", "card_id"),
+    Index("ix_line_items_account_transaction", "account_id", "transaction_id"),
+    Index("ix_line_items_account_created", "account_id", "created_at"),
+)
+
+login_attempts = Table(
+    "login_attempts",
+    metadata,
+    _id(),
+    Column("subject", String(400), nullable=False),  # "user:<name>" or "addr:<ip>"
+    Column("succeeded", Boolean, nullable=False),
+    _created(),
+    Index("ix_login_attempts_subject_created", "subject", "created_at"),
+)
