@@ -39,13 +39,6 @@ def format_error(error: GraphQLError, outcome: Outcome) -> dict[str, Any]:
         shaped["extensions"] = {"code": original.code, **original.details()}
         outcome.retryable = outcome.retryable or isinstance(original, Retryable)
         return shaped
-    if original is not None:
-        log.error("internal error in %s", error.path, exc_info=original)
-        outcome.internal = True
-        shaped["message"] = "Internal server error"
-        shaped["customer_facing"] = False
-        shaped["extensions"] = {"code": "INTERNAL"}
-        return shaped
     match = _VARIABLE.match(error.message)
     if match:
         missing = "was not provided" in error.message or "must not be null" in error.message
@@ -53,6 +46,13 @@ def format_error(error: GraphQLError, outcome: Outcome) -> dict[str, Any]:
         shaped["validation"] = {match.group(1): [REQUIRED if missing else NOT_EXPECTED]}
         shaped["customer_facing"] = False
         shaped["extensions"] = {"code": "VALIDATION", "detail": error.message}
+        return shaped
+    if original is not None:
+        log.error("internal error in %s", error.path, exc_info=original)
+        outcome.internal = True
+        shaped["message"] = "Internal server error"
+        shaped["customer_facing"] = False
+        shaped["extensions"] = {"code": "INTERNAL"}
         return shaped
     shaped["customer_facing"] = False
     shaped["extensions"] = {"code": "GRAPHQL"}

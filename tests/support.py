@@ -1,0 +1,309 @@
+"""Test support: databases on both backends, a live `giftledger serve`, GraphQL calls, ledger snapshots."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy import func, select
+
+from giftledger.app import build_services
+from giftledger.config import Settings
+from giftledger.services.context import Services
+from giftledger.services.demo import load_demo
+from giftledger.storage import migrate
+from giftledger.storage.tables import cards, line_items, orders, transactions
+
+ROOT = Path(__file__).resolve().parent.parent
+SECRET = "test-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz"
+DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+def test_settings(database_url: str, **overrides: Any) -> Settings:
+    return Settings(database_url=database_url, secret_key=SECRET, environment="test", **overrides)
+
+
+def run(coro: Any) -> Any:
+    return asyncio.run(coro)
+
+
+async def _with_services(url: str, work: Any) -> Any:
+    services = build_services(test_settings(url))
+    try:
+        return await work(services)
+    finally:
+        await services.db.dispose()
+
+
+def with_services(url: str, work: Any) -> Any:
+    """Run `work(services)` against `url` in a fresh event loop (for set-up and checks in sync tests)."""
+    return run(_with_services(url, work))
+
+
+def migrate_database(url: str) -> None:
+    async def work(services: Services) -> None:
+        await migrate.upgrade(services.db.engine)
+
+    with_services(url, work)
+
+
+def create_postgres_database(base_url: str) -> str:
+    """A fresh, empty PostgreSQL database next to the one `base_url` names; returns its URL."""
+    import asyncpg  # type: ignore[import-untyped]
+
+    name = f"giftledger_test_{uuid.uuid4().hex[:10]}"
+
+    async def create() -> None:
+        conn = await asyncpg.connect(base_url, timeout=5)
+        try:
+            await conn.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await conn.close()
+
+    run(create())
+    return base_url.rsplit("/", 1)[0] + "/" + name
+
+
+def drop_postgres_database(base_url: str, url: str) -> None:
+    import asyncpg
+
+    name = url.rsplit("/", 1)[1]
+
+    async def drop() -> None:
+        conn = await asyncpg.connect(base_url, timeout=5)
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await conn.close()
+
+    run(drop())
+
+
+def postgres_reachable(base_url: str) -> str | None:
+    """None when reachable, else the reason."""
+    import asyncpg
+
+    async def probe() -> None:
+        conn = await asyncpg.connect(base_url, timeout=3)
+        await conn.close()
+
+    try:
+        run(probe())
+        return None
+    except Exception as exc:  # any failure: report it
+        return f"{type(exc).__name__}: {exc}"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class LiveServer:
+    url: str  # http://127.0.0.1:PORT
+    database_url: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    @property
+    def graphql_url(self) -> str:
+        return f"{self.url}/graphql"
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=25)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def start_server(database_url: str, log_dir: Path, env: dict[str, str] | None = None) -> LiveServer:
+    port = free_port()
+    log_path = log_dir / f"server-{port}.log"
+    environment = {
+        **os.environ,
+        "GIFTLEDGER_ENV": "test",
+        "GIFTLEDGER_SECRET_KEY": SECRET,
+        "GIFTLEDGER_DATABASE_URL": database_url,
+        **(env or {}),
+    }
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "giftledger", "serve", "--host", "127.0.0.1", "--port", str(port)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=environment,
+            cwd=str(log_dir),
+        )
+    server = LiveServer(f"http://127.0.0.1:{port}", database_url, process, log_path)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited: {log_path.read_text()}")
+        try:
+            if httpx.get(f"{server.url}/healthz", timeout=1).status_code == 200:
+                return server
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    server.stop()
+    raise RuntimeError(f"server did not start: {log_path.read_text()}")
+
+
+@dataclass(frozen=True)
+class Demo:
+    """A fresh demo account of its own for one test."""
+
+    account_id: int
+    merchant_id: int
+    product_id: int
+    price_modifier_ids: list[int]
+    api_username: str
+    api_password: str
+    owner_email: str
+    owner_password: str
+    unit_epos_references: list[str]
+    card_references: list[str]
+
+    @property
+    def epos(self) -> str:
+        return self.unit_epos_references[0]
+
+
+def new_demo(database_url: str, name: str | None = None) -> Demo:
+    data = with_services(database_url, lambda s: load_demo(s, name or f"Test {uuid.uuid4().hex[:12]}"))
+    return Demo(**{k: data[k] for k in Demo.__dataclass_fields__})
+
+
+class Api:
+    """A GraphQL caller, as a till would be: JSON over HTTP, a bearer token from loginUser."""
+
+    def __init__(self, server: LiveServer, token: str | None = None) -> None:
+        self.server = server
+        self.token = token
+        self.http = httpx.Client(timeout=30)
+
+    def post(self, query: str, variables: dict[str, Any] | None = None, **extra: Any) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        body = {"query": query, "variables": variables or {}, **extra}
+        return self.http.post(self.server.graphql_url, json=body, headers=headers)
+
+    def call(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
+        response = self.post(query, variables)
+        assert response.status_code == 200, response.text
+        body: dict[str, Any] = response.json()
+        return body
+
+    def login(self, username: str, password: str) -> httpx.Response:
+        response = self.post(LOGIN, {"username": username, "password": password})
+        token = response.headers.get("X-Authorization", "")
+        if token.startswith("Bearer "):
+            self.token = token.removeprefix("Bearer ")
+        return response
+
+
+LOGIN = """
+query($email:String,$username:String, $password:String!){
+ loginUser(email:$email,username:$username,password:$password) {
+    id
+  }
+}
+"""
+
+
+def logged_in(server: LiveServer, demo: Demo) -> Api:
+    api = Api(server)
+    response = api.login(demo.api_username, demo.api_password)
+    assert response.status_code == 200 and api.token, response.text
+    return api
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Everything a refused request must leave untouched, for one account."""
+
+    balances: dict[str, int]
+    statuses: dict[str, str]
+    line_items: int
+    transactions: int
+    orders: int
+
+
+def snapshot(database_url: str, account_id: int) -> Snapshot:
+    async def work(services: Services) -> Snapshot:
+        async with services.db.engine.connect() as conn:
+            rows = (
+                await conn.execute(
+                    select(cards.c.card_reference, cards.c.balance, cards.c.status).where(
+                        cards.c.account_id == account_id
+                    )
+                )
+            ).all()
+
+            async def count(table: Any) -> int:
+                result = await conn.execute(
+                    select(func.count()).select_from(table).where(table.c.account_id == account_id)
+                )
+                return int(result.scalar_one())
+
+            return Snapshot(
+                balances={r.card_reference: int(r.balance) for r in rows},
+                statuses={r.card_reference: r.status for r in rows},
+                line_items=await count(line_items),
+                transactions=await count(transactions),
+                orders=await count(orders),
+            )
+
+    result: Snapshot = with_services(database_url, work)
+    return result
+
+
+def ledger_sums(database_url: str, account_id: int) -> dict[str, tuple[int, int]]:
+    """card -> (stored balance, sum of its line items)."""
+
+    async def work(services: Services) -> dict[str, tuple[int, int]]:
+        async with services.db.engine.connect() as conn:
+            summed = (
+                select(line_items.c.card_id, func.sum(line_items.c.value).label("total"))
+                .where(line_items.c.account_id == account_id)
+                .group_by(line_items.c.card_id)
+                .subquery()
+            )
+            rows = (
+                await conn.execute(
+                    select(cards.c.card_reference, cards.c.balance, func.coalesce(summed.c.total, 0))
+                    .select_from(cards.outerjoin(summed, summed.c.card_id == cards.c.id))
+                    .where(cards.c.account_id == account_id)
+                )
+            ).all()
+            return {r[0]: (int(r[1]), int(r[2])) for r in rows}
+
+    result: dict[str, tuple[int, int]] = with_services(database_url, work)
+    return result
+
+
+@contextmanager
+def unchanged(database_url: str, account_id: int) -> Iterator[None]:
+    """Asserts that the block changed nothing in the account's ledger."""
+    before = snapshot(database_url, account_id)
+    yield
+    assert snapshot(database_url, account_id) == before
+
+
+def dump(value: Any) -> str:
+    return json.dumps(value, indent=2, sort_keys=True)
