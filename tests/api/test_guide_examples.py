@@ -16,7 +16,7 @@ def test_products(api: Api, demo: Demo) -> None:
 
 
 def test_price_modifiers_sent_as_the_guides_raw_json(server: LiveServer, api: Api, demo: Demo) -> None:
-    raw = '{"query":"%s","variables":{"account_id":%d}}' % (documents.PRICE_MODIFIERS, demo.account_id)
+    raw = '{"query":"' + documents.PRICE_MODIFIERS + '","variables":{"account_id":' + str(demo.account_id) + "}}"
     response = httpx.post(
         server.graphql_url,
         content=raw,
