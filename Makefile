@@ -32,5 +32,10 @@ lint: install
 	$(BIN)/ruff check src tests
 	$(BIN)/mypy
 
+# Benchmarks against the PostgreSQL in TEST_DATABASE_URL (needs wrk and pgbench): `make bench ARGS="--cards 1000000"`.
+bench: install
+	@command -v wrk >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk; }
+	$(BIN)/python bench/run.py $(ARGS)
+
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,495 @@
+"""giftledger benchmark: redemption, balance check, LineItems and login over HTTP, side by side with the
+physical limit (pgbench running the server's own redemption transaction) and a bare Starlette endpoint,
+all in one run on one machine.
+
+    python bench/run.py [--cards 100000] [--duration 10] [--connections 1,8,32] [--workers N] [--scale]
+
+Uses the PostgreSQL named by TEST_DATABASE_URL (default: the local one) in a fresh database of its own,
+dropped at the end. Prints one table; exits non-zero if any request errored.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import asyncpg  # type: ignore[import-untyped]
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "src"))
+
+from giftledger.app import build_services  # noqa: E402
+from giftledger.config import Settings  # noqa: E402
+from giftledger.domain.catalogue import POINTONE  # noqa: E402
+from giftledger.services import setup  # noqa: E402
+from giftledger.storage import migrate  # noqa: E402
+
+BENCH = Path(__file__).resolve().parent
+SECRET = "bench-secret-key-" + "x" * 40
+DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/test"
+EPOS = "bench"
+BALANCE = 1_000_000_000
+
+
+@dataclass
+class Row:
+    operation: str
+    connections: int
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+    cpu_ms_per_request: float | None = None
+    rss_mb: float | None = None
+    note: str = ""
+
+
+@dataclass
+class Bench:
+    base_url: str
+    database_url: str
+    cards: int
+    workers: int
+    duration: int
+    rows: list[Row] = field(default_factory=list)
+    api_username: str = ""
+    api_password: str = ""
+    token: str = ""
+
+
+def progress(label: str, done: int, total: int) -> None:
+    width = 40
+    filled = int(width * done / total) if total else width
+    sys.stderr.write(f"\r{label} [{'#' * filled}{'.' * (width - filled)}] {done:,}/{total:,}")
+    if done >= total:
+        sys.stderr.write("\n")
+    sys.stderr.flush()
+
+
+async def prepare(bench: Bench) -> int:
+    """Migrate, create the account, its site mapping and API user. Returns the account id."""
+    services = build_services(Settings(database_url=bench.database_url, secret_key=SECRET, environment="test"))
+    try:
+        await migrate.upgrade(services.db.engine)
+        account_id = await setup.create_account(services, "Bench")
+        op = setup.operator(account_id)
+        site = await setup.add_site(services, op, setup.SiteInput("Bench site", "", "B"))
+        await setup.set_site_mapping(services, op, POINTONE, {site: EPOS})
+        new = await setup.create_api_user(services, op, POINTONE)
+        bench.api_username, bench.api_password = new.username, new.password
+        return account_id
+    finally:
+        await services.db.dispose()
+
+
+async def load_cards(bench: Bench, account_id: int, start: int, stop: int) -> None:
+    """Cards start..stop-1 ("B000000000001"...), each with one transaction (reference "L<n>") and one
+    inbound-balance-transfer line item, so every balance equals the sum of its line items."""
+    conn = await asyncpg.connect(bench.base_url.rsplit("/", 1)[0] + "/" + bench.database_url.rsplit("/", 1)[1])
+    try:
+        site_id = await conn.fetchval("SELECT id FROM sites WHERE account_id = $1", account_id)
+        now = await conn.fetchval("SELECT now()")
+        chunk = 50_000
+        for low in range(start, stop, chunk):
+            high = min(stop, low + chunk)
+            async with conn.transaction():
+                await conn.execute(
+                    """
+                    WITH c AS (
+                      INSERT INTO cards (account_id, card_reference, currency, status, balance, tender_balance,
+                                         discount_balance, initial_balance, created_at, updated_at)
+                      SELECT $1, 'B' || lpad(n::text, 12, '0'), 'GBP', 'active', $4, $4, 0, $4, $5, $5
+                      FROM generate_series($2::bigint, $3::bigint) AS n
+                      RETURNING id, card_reference
+                    ), t AS (
+                      INSERT INTO transactions (account_id, merchant_id, merchant_transaction_reference, kind,
+                                                site_id, created_at)
+                      SELECT $1, 60, 'L' || (substr(card_reference, 2)::bigint)::text, 'import', $6, $5 FROM c
+                      RETURNING id, merchant_transaction_reference
+                    )
+                    INSERT INTO line_items (account_id, card_id, transaction_id, type_id, value, tender, discount,
+                                            site_id, merchant_id, created_at)
+                    SELECT $1, c.id, t.id, 6, $4, $4, 0, $6, 60, $5
+                    FROM c JOIN t ON t.merchant_transaction_reference = 'L' || (substr(c.card_reference, 2)::bigint)::text
+                    """,
+                    account_id,
+                    low,
+                    high - 1,
+                    BALANCE,
+                    now,
+                    site_id,
+                )
+            progress("loading cards", high - 1, stop - 1)
+        await conn.execute("ANALYZE")
+    finally:
+        await conn.close()
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_ready(url: str, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"server exited with {process.returncode}")
+        try:
+            httpx.get(url, timeout=1)
+            return
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    raise SystemExit(f"{url} did not come up")
+
+
+def start_giftledger(bench: Bench, log: Path) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    env = {
+        **os.environ,
+        "GIFTLEDGER_ENV": "production",
+        "GIFTLEDGER_SECRET_KEY": SECRET,
+        "GIFTLEDGER_DATABASE_URL": bench.database_url,
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "giftledger", "serve", "--port", str(port), "--workers", str(bench.workers)],
+        env=env,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+        cwd=str(ROOT),
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    wait_ready(f"{url}/healthz", process)
+    return process, url
+
+
+def start_ping(bench: Bench, log: Path) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "ping_app:app",
+            "--app-dir",
+            str(BENCH),
+            "--port",
+            str(port),
+            "--workers",
+            str(bench.workers),
+            "--log-level",
+            "warning",
+            "--loop",
+            "uvloop",
+            "--http",
+            "httptools",
+        ],
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    wait_ready(url, process)
+    return process, url
+
+
+def process_tree(pid: int) -> list[int]:
+    pids = [pid]
+    for child in Path("/proc").iterdir():
+        if child.name.isdigit():
+            try:
+                fields = (child / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) in pids:
+                pids.append(int(child.name))
+    return pids
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / ticks
+    return total
+
+
+def rss_mb(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+class Sampler:
+    """Samples the RSS of every process of a server while a measurement runs: the max per process."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.peak = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.25):
+            workers = process_tree(self.pid)[1:] or [self.pid]
+            self.peak = max([self.peak, *(rss_mb(p) for p in workers)])
+
+    def __enter__(self) -> Sampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def run_wrk(bench: Bench, script: str, url: str, connections: int, pid: int, duration: int | None = None) -> Row:
+    env = {
+        **os.environ,
+        "BENCH_WRK_DIR": str(BENCH / "wrk"),
+        "BENCH_TOKEN": bench.token,
+        "BENCH_CARDS": str(bench.cards),
+        "BENCH_EPOS": EPOS,
+        "BENCH_MERCHANT": str(POINTONE),
+        "BENCH_USERNAME": bench.api_username,
+        "BENCH_PASSWORD": bench.api_password,
+    }
+    threads = max(1, min(connections, 2))
+    pids = process_tree(pid)
+    before = cpu_seconds(pids)
+    with Sampler(pid) as sampler:
+        result = subprocess.run(
+            [
+                "wrk",
+                "-t",
+                str(threads),
+                "-c",
+                str(connections),
+                "-d",
+                f"{duration or bench.duration}s",
+                "--latency",
+                "-s",
+                str(BENCH / "wrk" / script),
+                url,
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+    used = cpu_seconds(process_tree(pid)) - before
+    out = result.stdout
+    requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    errors = int(re.search(r"GRAPHQL_ERRORS (\d+)", out).group(1))  # type: ignore[union-attr]
+    socket_errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    if socket_errors:
+        errors += sum(int(g) for g in socket_errors.groups())
+    p50 = int(re.search(r"LATENCY_P50_US (\d+)", out).group(1)) / 1000  # type: ignore[union-attr]
+    p99 = int(re.search(r"LATENCY_P99_US (\d+)", out).group(1)) / 1000  # type: ignore[union-attr]
+    if errors and result.stderr:
+        sys.stderr.write(result.stderr[:1000])
+    return Row(
+        script.removesuffix(".lua"),
+        connections,
+        rps,
+        p50,
+        p99,
+        errors,
+        used * 1000 / requests if requests else None,
+        sampler.peak,
+    )
+
+
+PGBENCH_REDEMPTION = BENCH / "pgbench" / "redemption.sql"
+
+
+def run_pgbench(bench: Bench, connections: int) -> Row:
+    """The limit: pgbench running the server's redemption transaction (bench/pgbench/redemption.sql)."""
+    with tempfile.TemporaryDirectory() as logs:
+        done = subprocess.run(
+            [
+                "pgbench",
+                "-n",
+                "-M",
+                "prepared",
+                "-c",
+                str(connections),
+                "-j",
+                str(max(1, min(connections, 2))),
+                "-T",
+                str(bench.duration),
+                "-D",
+                f"cards={bench.cards}",
+                "-l",
+                "--log-prefix",
+                f"{logs}/pgb",
+                "-f",
+                str(PGBENCH_REDEMPTION),
+                bench.database_url,
+            ],
+            capture_output=True,
+            text=True,
+        )
+        if done.returncode != 0:
+            raise SystemExit(f"pgbench failed: {done.stderr[-2000:]}")
+        latencies: list[int] = []
+        failed = 0
+        for path in Path(logs).glob("pgb*"):
+            for line in path.read_text().splitlines():
+                parts = line.split()
+                if parts[2] in ("skipped", "failed", "serialization", "deadlock"):
+                    failed += 1
+                    continue
+                latencies.append(int(parts[2]))
+    latencies.sort()
+    rps = len(latencies) / bench.duration
+    return Row(
+        "limit (pgbench)", connections, rps, percentile(latencies, 50) / 1000, percentile(latencies, 99) / 1000, failed
+    )
+
+
+def percentile(values: list[int], p: float) -> float:
+    if not values:
+        return 0.0
+    index = min(len(values) - 1, max(0, round(p / 100 * len(values)) - 1))
+    return float(values[index])
+
+
+def login_token(url: str, bench: Bench) -> str:
+    query = "query($username:String,$password:String!){loginUser(username:$username,password:$password){id}}"
+    response = httpx.post(
+        f"{url}/graphql",
+        json={"query": query, "variables": {"username": bench.api_username, "password": bench.api_password}},
+    )
+    return response.headers["X-Authorization"].removeprefix("Bearer ")
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        os.killpg(process.pid, 15)
+        process.wait(timeout=30)
+
+
+def measure(bench: Bench, connections: list[int], scale_cards: int | None) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        server, url = start_giftledger(bench, Path(tmp) / "server.log")
+        ping, ping_url = start_ping(bench, Path(tmp) / "ping.log")
+        try:
+            bench.token = login_token(url, bench)
+            for c in connections:
+                bench.rows.append(run_pgbench(bench, c))
+                bench.rows.append(run_wrk(bench, "redeem.lua", url, c, server.pid))
+                bench.rows.append(run_wrk(bench, "balance.lua", url, c, server.pid))
+                bench.rows.append(run_wrk(bench, "line_items.lua", url, c, server.pid))
+                bench.rows.append(run_wrk(bench, "ping.lua", ping_url, c, ping.pid))
+                bench.rows.append(run_wrk(bench, "login.lua", url, min(c, 8), server.pid))
+            mixed_rows: list[Row] = []
+
+            def logins() -> None:
+                mixed_rows.append(run_wrk(bench, "login.lua", url, 2, server.pid))
+
+            side = threading.Thread(target=logins)
+            side.start()
+            redeem = run_wrk(bench, "redeem.lua", url, 8, server.pid)
+            side.join()
+            redeem.operation, redeem.note = "redeem (mixed)", "with 2 connections logging in"
+            bench.rows.append(redeem)
+            for row in mixed_rows:
+                row.operation, row.note = "login (mixed)", "beside 8 redeeming"
+                bench.rows.append(row)
+        finally:
+            stop(server)
+            stop(ping)
+
+
+def table(bench: Bench) -> str:
+    lines = [
+        f"cards: {bench.cards:,}; server workers: {bench.workers}; {bench.duration}s per measurement; "
+        f"machine: {os.cpu_count()} cores",
+        "",
+        "| operation | conns | requests/s | p50 ms | p99 ms | errors | server CPU ms/req | server RSS MB | note |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in bench.rows:
+        cpu = f"{r.cpu_ms_per_request:.2f}" if r.cpu_ms_per_request is not None else ""
+        rss = f"{r.rss_mb:.0f}" if r.rss_mb else ""
+        lines.append(
+            f"| {r.operation} | {r.connections} | {r.rps:,.0f} | {r.p50_ms:.2f} | {r.p99_ms:.2f} | "
+            f"{r.errors} | {cpu} | {rss} | {r.note} |"
+        )
+    lines.append("")
+    by = {(r.operation, r.connections): r for r in bench.rows}
+    for c in sorted({r.connections for r in bench.rows if r.operation == "redeem"}):
+        limit, redeem = by.get(("limit (pgbench)", c)), by.get(("redeem", c))
+        ping, balance = by.get(("ping", c)), by.get(("balance", c))
+        if limit and redeem and limit.rps:
+            lines.append(f"- {c} connections: redemption / limit = {redeem.rps / limit.rps:.0%}")
+        if ping and balance and ping.rps:
+            lines.append(f"- {c} connections: balance check / HTTP ceiling = {balance.rps / ping.rps:.0%}")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--cards", type=int, default=100_000)
+    parser.add_argument("--duration", type=int, default=10, help="seconds per measurement")
+    parser.add_argument("--connections", default="1,8,32")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--database-url", default=os.environ.get("TEST_DATABASE_URL", DEFAULT_PG))
+    args = parser.parse_args()
+    for tool in ("wrk", "pgbench"):
+        if shutil.which(tool) is None:
+            raise SystemExit(f"{tool} is missing: apt-get install wrk postgresql-client")
+    name = f"giftledger_bench_{uuid.uuid4().hex[:8]}"
+    admin = args.database_url
+
+    async def create() -> None:
+        conn = await asyncpg.connect(admin)
+        await conn.execute(f'CREATE DATABASE "{name}"')
+        await conn.close()
+
+    async def drop() -> None:
+        conn = await asyncpg.connect(admin)
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await conn.close()
+
+    asyncio.run(create())
+    bench = Bench(admin, admin.rsplit("/", 1)[0] + "/" + name, args.cards, args.workers, args.duration)
+    try:
+        account_id = asyncio.run(prepare(bench))
+        asyncio.run(load_cards(bench, account_id, 1, args.cards + 1))
+        measure(bench, [int(c) for c in args.connections.split(",")], None)
+    finally:
+        asyncio.run(drop())
+    print(table(bench))
+    if any(r.errors for r in bench.rows):
+        raise SystemExit("some requests errored: see the errors column")
+
+
+if __name__ == "__main__":
+    main()
