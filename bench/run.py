@@ -122,7 +122,8 @@ async def load_cards(bench: Bench, account_id: int, start: int, stop: int) -> No
                     INSERT INTO line_items (account_id, card_id, transaction_id, type_id, value, tender, discount,
                                             site_id, merchant_id, created_at)
                     SELECT $1, c.id, t.id, 6, $4, $4, 0, $6, 60, $5
-                    FROM c JOIN t ON t.merchant_transaction_reference = 'L' || (substr(c.card_reference, 2)::bigint)::text
+                    FROM c JOIN t
+                      ON t.merchant_transaction_reference = 'L' || (substr(c.card_reference, 2)::bigint)::text
                     """,
                     account_id,
                     low,
