@@ -141,7 +141,9 @@ def _read(response: httpx.Response) -> dict[str, Any]:
     first_error = error_from_graphql(errors[0]) if isinstance(errors, list) and errors else None
 
     if status >= 500:
-        if first_error is not None and not isinstance(first_error, ServerError):
+        # A recognised refusal stands; an unrecognised message on a 5xx (a proxy's or a framework's error
+        # page in GraphQL shape) says nothing about the outcome: temporary, to be reconciled.
+        if first_error is not None and type(first_error) not in (GiftLedgerError, ServerError):
             raise first_error
         if first_error is not None:
             raise ServerError(first_error.message, retryable=True, code=first_error.code)

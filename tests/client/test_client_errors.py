@@ -253,3 +253,19 @@ def test_unauthorized_http_status_logs_in_again() -> None:
     with client:
         assert client.check_balance(VALID_CARD).balance == 10
     assert len(seen) == 2
+
+
+def test_http_503_with_an_unrecognised_graphql_error_is_temporary() -> None:
+    """A 5xx whose body is GraphQL-shaped but names no known refusal (a proxy's or a framework's error page)
+    says nothing about the outcome: retried for a query, reconciled for a mutation, never a final refusal."""
+    unavailable = httpx.Response(503, json={"errors": [{"message": "Service unavailable"}]})
+    card = {"card_reference": VALID_CARD, "balance": 10, "initial_balance": 10}
+    ok = httpx.Response(200, json={"data": {"Cards": {"data": [card]}}})
+    client, seen = scripted_client(unavailable, ok)
+    with client:
+        assert client.check_balance(VALID_CARD).balance == 10
+    assert len(seen) == 2
+    client, seen = scripted_client(unavailable)
+    with client, pytest.raises(ServerError) as caught:
+        client.check_balance(VALID_CARD)
+    assert (str(caught.value), caught.value.retryable, len(seen)) == ("Service unavailable", True, 3)
