@@ -436,7 +436,7 @@ def test_a_real_till_process_with_the_default_settings_file(server: LiveServer, 
 def test_a_till_set_up_wrongly_shows_the_servers_explanation(
     server: LiveServer, demo: Demo, terminal: Terminal, proxy: LoopbackProxy
 ) -> None:
-    """The troubleshooting table of docs/connect-a-till.md: a site reference that is not mapped, and the
+    """The troubleshooting table of README.md ("Connect a till"): a site reference that is not mapped, and the
     merchant ID of another POS."""
     card = demo.card_references[0]
     terminal.ok("sell", card, "2500")
