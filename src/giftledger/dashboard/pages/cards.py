@@ -1,0 +1,128 @@
+"""Cards (find, history, manual adjustment, reversal) and Orders."""
+
+from __future__ import annotations
+
+from starlette.responses import Response
+from starlette.routing import Route
+
+from giftledger.dashboard.forms import optional_int, pence
+from giftledger.dashboard.web import Dashboard, Page
+from giftledger.domain.errors import (
+    AlreadyReversed,
+    CardNotFound,
+    Conflict,
+    NegativeBalance,
+    ValidationFailed,
+)
+from giftledger.domain.ledger import LineItemType
+from giftledger.domain.permissions import Permission, allows
+from giftledger.domain.validation import Problems
+from giftledger.services import card_admin, queries
+from giftledger.services.card_admin import ManualAdjustment
+from giftledger.storage.records import LineItemRow
+
+ORDERS_PER_PAGE = 25
+
+
+def routes(dashboard: Dashboard) -> list[Route]:
+    async def search(page: Page) -> Response:
+        return page.render("cards.html")
+
+    async def find(page: Page) -> Response:
+        reference = page.field("card_reference")
+        try:
+            card_id = await card_admin.find_card(page.services, page.principal, reference)
+        except ValidationFailed as error:
+            return page.render("cards.html", status=400, errors=error.fields, values={"card_reference": reference})
+        except CardNotFound as error:
+            errors = {"card_reference": [error.message]}
+            return page.render("cards.html", status=404, errors=errors, values={"card_reference": reference})
+        return page.redirect(f"/cards/{card_id}")
+
+    async def _card_page(page: Page, *, status: int = 200, **context: object) -> Response:
+        history = await card_admin.card_history(page.services, page.principal, page.path_int("card_id"))
+        can_adjust = allows(page.principal.role, Permission.CARD_ADJUST)
+        sites = await card_admin.adjustment_sites(page.services, page.principal) if can_adjust else []
+        return page.render(
+            "card.html",
+            status=status,
+            history=history,
+            sites=sites,
+            can_adjust=can_adjust,
+            can_reverse=allows(page.principal.role, Permission.LINE_ITEM_REVERSE),
+            types=LineItemType,
+            **context,
+        )
+
+    async def card(page: Page) -> Response:
+        return await _card_page(page, values={"credit_as": "tender"})
+
+    async def adjust(page: Page) -> Response:
+        card_id = page.path_int("card_id")
+        problems = Problems()
+        amount = pence(page.field("value"), "value", problems)
+        direction = page.field("direction")
+        if direction not in ("debit", "credit"):
+            problems.add("direction", "Choose whether to take value off or add it.")
+        values = {
+            "value": page.field("value"),
+            "direction": direction,
+            "site_id": page.field("site_id"),
+            "reason": page.field("reason"),
+            "credit_as": page.field("credit_as") or "tender",
+        }
+        try:
+            problems.raise_if_any()
+            assert amount is not None
+            adjustment = ManualAdjustment(
+                value=-amount if direction == "debit" else amount,
+                site_id=optional_int(page.field("site_id")),
+                reason=page.field("reason"),
+                credit_as=values["credit_as"],
+            )
+            await card_admin.adjust_card(page.services, page.principal, card_id, adjustment)
+        except ValidationFailed as error:
+            return await _card_page(page, status=400, errors=error.fields, values=values)
+        except (NegativeBalance, CardNotFound) as error:
+            return await _card_page(page, status=409, errors={"value": [error.message]}, values=values)
+        return page.redirect(f"/cards/{card_id}#history", "adjusted")
+
+    async def _preview(page: Page) -> tuple[card_admin.CardHistory, LineItemRow]:
+        return await card_admin.reversal_preview(
+            page.services, page.principal, page.path_int("card_id"), page.path_int("line_item_id")
+        )
+
+    async def confirm_reverse(page: Page) -> Response:
+        history, item = await _preview(page)
+        return page.render("reverse.html", history=history, item=item, types=LineItemType)
+
+    async def reverse(page: Page) -> Response:
+        history, item = await _preview(page)
+        try:
+            await card_admin.reverse_line_item(page.services, page.principal, item.id)
+        except (AlreadyReversed, NegativeBalance) as error:
+            raise Conflict(error.message) from error
+        except ValidationFailed as error:
+            raise Conflict("; ".join(m for messages in error.fields.values() for m in messages)) from error
+        return page.redirect(f"/cards/{history.card.id}#history", "reversed")
+
+    async def orders(page: Page) -> Response:
+        number = optional_int(page.request.query_params.get("page", "1")) or 1
+        result = await queries.list_orders(page.services, page.principal, limit=ORDERS_PER_PAGE, page=number)
+        return page.render("orders.html", orders=result)
+
+    async def order(page: Page) -> Response:
+        view = await card_admin.order_detail(page.services, page.principal, page.path_int("order_id"))
+        return page.render("order.html", view=view, types=LineItemType)
+
+    p = dashboard.page
+    return [
+        Route("/cards", p(search), methods=["GET"]),
+        Route("/cards", p(find), methods=["POST"]),
+        Route("/cards/{card_id}", p(card), methods=["GET"]),
+        Route("/cards/{card_id}/adjust", p(adjust), methods=["POST"]),
+        Route("/cards/{card_id}/line-items/{line_item_id}/reverse", p(confirm_reverse), methods=["GET"]),
+        Route("/cards/{card_id}/line-items/{line_item_id}/reverse", p(reverse), methods=["POST"]),
+        Route("/orders", p(orders), methods=["GET"]),
+        Route("/orders/{order_id}", p(order), methods=["GET"]),
+    ]

@@ -1,0 +1,175 @@
+"""Back-office card work: find a card, read its full history, adjust its balance by hand with a reason,
+reverse one of its line items, and read orders. Money moves through the same ledger helpers the tills use."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.exc import IntegrityError
+
+from giftledger.domain.errors import (
+    NOT_EXPECTED,
+    REQUIRED,
+    AlreadyReversed,
+    CardNotFound,
+    NegativeBalance,
+    NotFound,
+    ValidationFailed,
+)
+from giftledger.domain.ledger import Holding, LineItemType, Split, movement_split
+from giftledger.domain.permissions import Permission
+from giftledger.domain.validation import MAX_AMOUNT, Problems
+from giftledger.services.context import Principal, Services, broke
+from giftledger.services.reversals import reverse_one
+from giftledger.services.views import OrderView, order_views
+from giftledger.storage.ledger import Actor, NewLineItem
+from giftledger.storage.records import CardRow, ContactRow, LineItemRow, SiteRow
+
+MAX_REASON_LENGTH = 500
+# How a manual credit is booked: paid-for value (tender) or free value (discount).
+CREDIT_KINDS = ("tender", "discount")
+
+
+@dataclass(frozen=True)
+class CardHistory:
+    card: CardRow
+    contact: ContactRow | None
+    line_items: list[LineItemRow]  # oldest first
+
+    @property
+    def holding(self) -> Holding:
+        return Holding(self.card.tender_balance, self.card.discount_balance)
+
+
+async def find_card(services: Services, principal: Principal, reference: str | None) -> int:
+    """The id of the card with this number or alias (spaces and dashes ignored), sold or not."""
+    principal.require(Permission.CARD_READ)
+    problems = Problems()
+    cleaned = "".join(ch for ch in (reference or "") if ch not in " -")
+    number = problems.card_reference("card_reference", cleaned)
+    problems.raise_if_any()
+    assert number is not None
+    async with services.unit_of_work(principal.account_id) as uow:
+        card = await uow.cards.find(number)
+    if card is None:
+        raise CardNotFound()
+    return card.id
+
+
+async def card_history(services: Services, principal: Principal, card_id: int) -> CardHistory:
+    principal.require(Permission.CARD_READ)
+    async with services.unit_of_work(principal.account_id) as uow:
+        card = await uow.cards.get(card_id)
+        if card is None:
+            raise NotFound("No such card.")
+        contacts = await uow.contacts.many([card.contact_id]) if card.contact_id is not None else {}
+        items = await uow.ledger.for_card(card.id)
+        return CardHistory(card, contacts.get(card.contact_id) if card.contact_id else None, items)
+
+
+@dataclass(frozen=True)
+class ManualAdjustment:
+    value: int | None  # pence: negative takes value off, positive adds it
+    site_id: int | None
+    reason: str | None
+    credit_as: str = "tender"  # for a credit: "tender" (paid for) or "discount" (free value)
+
+
+async def adjust_card(
+    services: Services, principal: Principal, card_id: int, adjustment: ManualAdjustment
+) -> LineItemRow:
+    """A manual balance adjustment with a reason, at a site, by a dashboard user. Debits take from tender
+    and discount in proportion, exactly as a till's redemption does."""
+    principal.require(Permission.CARD_ADJUST)
+    problems = Problems()
+    value = adjustment.value
+    if value is None:
+        problems.add("value", REQUIRED)
+    elif value == 0 or abs(value) > MAX_AMOUNT:
+        problems.add("value", NOT_EXPECTED)
+    reason = problems.required_text("reason", adjustment.reason, max_length=MAX_REASON_LENGTH)
+    if adjustment.site_id is None:
+        problems.add("site_id", REQUIRED)
+    if adjustment.credit_as not in CREDIT_KINDS:
+        problems.add("credit_as", NOT_EXPECTED)
+    try:
+        async with services.unit_of_work(principal.account_id) as uow:
+            live_sites = {s.id for s in await uow.sites.active()}
+            if adjustment.site_id is not None and adjustment.site_id not in live_sites:
+                problems.add("site_id", NOT_EXPECTED)
+            problems.raise_if_any()
+            assert value is not None and reason is not None
+            card = await uow.cards.get(card_id, lock=True)
+            if card is None or card.status != "active":
+                raise CardNotFound()
+            credit = None
+            if value > 0:
+                credit = Split(value, 0) if adjustment.credit_as == "tender" else Split(0, value)
+            split = movement_split(Holding(card.tender_balance, card.discount_balance), value, credit)
+            actor = Actor(user_id=principal.user_id, site_id=adjustment.site_id)
+            transaction_id = await uow.ledger.open_transaction("manual_adjustment", actor, None, reason)
+            item_id = await uow.ledger.append(
+                transaction_id, actor, NewLineItem(card.id, LineItemType.MANUAL_ADJUSTMENT, split, note=reason)
+            )
+            if await uow.cards.move(card.id, split) is None:
+                raise NegativeBalance()
+            [item] = await uow.ledger.many([item_id])
+            return item
+    except IntegrityError as error:
+        if broke(error, "ck_cards_balance_not_negative", "ck_cards_balance_not_negative"):
+            raise NegativeBalance() from error
+        raise
+
+
+async def reversal_preview(
+    services: Services, principal: Principal, card_id: int, line_item_id: int
+) -> tuple[CardHistory, LineItemRow]:
+    """A card's history and one of its line items, for confirming a reversal (asks the reversal permission)."""
+    principal.require(Permission.LINE_ITEM_REVERSE)
+    history = await card_history(services, principal, card_id)
+    item = next((i for i in history.line_items if i.id == line_item_id), None)
+    if item is None:
+        raise NotFound("No such line item on this card.")
+    return history, item
+
+
+async def reverse_line_item(services: Services, principal: Principal, line_item_id: int) -> LineItemRow:
+    """Reverse one whole line item from the dashboard. The reversal is booked at the original line item's
+    site (so per-site figures stay right) and by the dashboard user; it has no till reference."""
+    principal.require(Permission.LINE_ITEM_REVERSE)
+    try:
+        async with services.unit_of_work(principal.account_id) as uow:
+            original = await uow.ledger.get(line_item_id)
+            if original is None:
+                raise NotFound("No such line item.")
+            actor = Actor(user_id=principal.user_id, site_id=original.site_id)
+            transaction_id = await uow.ledger.open_transaction("reversal", actor, None)
+            try:
+                item_id = await reverse_one(uow, actor, transaction_id, 0, line_item_id)
+            except ValidationFailed as error:
+                raise ValidationFailed.one("line_item_id", "A reversal cannot be reversed.") from error
+            [item] = await uow.ledger.many([item_id])
+            return item
+    except IntegrityError as error:
+        if broke(error, "uq_line_items_reverses", "line_items.reverses_line_item_id"):
+            raise AlreadyReversed(line_item_id) from error
+        if broke(error, "ck_cards_balance_not_negative", "ck_cards_balance_not_negative"):
+            raise NegativeBalance() from error
+        raise
+
+
+async def adjustment_sites(services: Services, principal: Principal) -> list[SiteRow]:
+    """The sites a manual adjustment can be booked at."""
+    principal.require(Permission.CARD_ADJUST)
+    async with services.unit_of_work(principal.account_id) as uow:
+        return await uow.sites.active()
+
+
+async def order_detail(services: Services, principal: Principal, order_id: int) -> OrderView:
+    principal.require(Permission.ORDER_READ)
+    async with services.unit_of_work(principal.account_id) as uow:
+        order = await uow.orders.get(order_id)
+        if order is None:
+            raise NotFound("No such order.")
+        [view] = await order_views(uow, [order])
+        return view

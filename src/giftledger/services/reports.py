@@ -1,0 +1,187 @@
+"""Reports: sales and redemptions per site for a date range, the outstanding balance, and the line-item
+export a merchant reconciles against its tills. Dates are UTC days; a range includes both ends."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+
+from giftledger.domain.errors import REQUIRED
+from giftledger.domain.ledger import LineItemType
+from giftledger.domain.permissions import Permission
+from giftledger.domain.validation import Problems
+from giftledger.services.context import Principal, Services
+from giftledger.storage.reports import ExportRow, LiabilityRow, Reports
+
+MAX_RANGE_DAYS = 366
+END_BEFORE_START = "The end date must not be before the start date."
+RANGE_TOO_LONG = f"Choose a range of at most {MAX_RANGE_DAYS} days."
+
+
+@dataclass(frozen=True)
+class Period:
+    start: date
+    end: date  # inclusive
+
+    @property
+    def starts_at(self) -> datetime:
+        return datetime.combine(self.start, time.min, tzinfo=UTC)
+
+    @property
+    def ends_before(self) -> datetime:
+        return datetime.combine(self.end + timedelta(days=1), time.min, tzinfo=UTC)
+
+
+def check_period(start: date | None, end: date | None) -> Period:
+    problems = Problems()
+    if start is None:
+        problems.add("start", REQUIRED)
+    if end is None:
+        problems.add("end", REQUIRED)
+    if start is not None and end is not None:
+        if end < start:
+            problems.add("end", END_BEFORE_START)
+        elif (end - start).days + 1 > MAX_RANGE_DAYS:
+            problems.add("end", RANGE_TOO_LONG)
+    problems.raise_if_any()
+    assert start is not None and end is not None
+    return Period(start, end)
+
+
+@dataclass(frozen=True)
+class SiteFigures:
+    site_id: int | None
+    site_name: str  # "No site" for line items booked without one
+    cards_sold: int
+    value_sold: int  # pence
+    redemptions: int
+    value_redeemed: int  # pence, positive
+
+
+@dataclass(frozen=True)
+class SiteReport:
+    period: Period
+    sites: list[SiteFigures]
+
+    @property
+    def total(self) -> SiteFigures:
+        return SiteFigures(
+            None,
+            "Total",
+            sum(s.cards_sold for s in self.sites),
+            sum(s.value_sold for s in self.sites),
+            sum(s.redemptions for s in self.sites),
+            sum(s.value_redeemed for s in self.sites),
+        )
+
+
+NO_SITE = "No site"
+
+
+async def site_report(services: Services, principal: Principal, start: date | None, end: date | None) -> SiteReport:
+    """Cards sold and value sold, redemptions and value redeemed, per site. Reversed sales and reversed
+    redemptions are left out. Every live site is listed (with zeros when quiet); a deleted site appears
+    under its name when it has activity in the period."""
+    principal.require(Permission.REPORT_READ)
+    period = check_period(start, end)
+    async with services.unit_of_work(principal.account_id) as uow:
+        rows = await Reports(uow.conn, principal.account_id).activity(
+            [LineItemType.SALE, LineItemType.REDEMPTION], period.starts_at, period.ends_before
+        )
+        live = await uow.sites.active()
+    figures: dict[int | None, dict[str, int]] = {s.id: {} for s in live}
+    names: dict[int | None, str] = {s.id: s.name for s in live}
+    for row in rows:
+        slot = figures.setdefault(row.site_id, {})
+        names.setdefault(row.site_id, row.site_name or NO_SITE)
+        slot[f"{row.type_id}.count"] = row.count
+        slot[f"{row.type_id}.total"] = row.total
+    sale, redemption = int(LineItemType.SALE), int(LineItemType.REDEMPTION)
+    sites = [
+        SiteFigures(
+            site_id,
+            names[site_id],
+            slot.get(f"{sale}.count", 0),
+            slot.get(f"{sale}.total", 0),
+            slot.get(f"{redemption}.count", 0),
+            -slot.get(f"{redemption}.total", 0),
+        )
+        for site_id, slot in figures.items()
+    ]
+    sites.sort(key=lambda s: (s.site_id is None, s.site_name.lower(), s.site_id or 0))
+    return SiteReport(period, sites)
+
+
+async def outstanding_balance(services: Services, principal: Principal) -> LiabilityRow:
+    """The liability now: what every card of the account holds, split into tender and discount."""
+    principal.require(Permission.REPORT_READ)
+    async with services.unit_of_work(principal.account_id) as uow:
+        return await Reports(uow.conn, principal.account_id).liability()
+
+
+EXPORT_COLUMNS = (
+    "Card ID",
+    "Card Unique Code",
+    "Line Item ID",
+    "Line Item Type",
+    "Value",
+    "Tender",
+    "Discount",
+    "Currency",
+    "Site",
+    "Merchant",
+    "Merchant Transaction Reference",
+    "Order ID",
+    "Adjustment Date (UTC)",
+    "Notes",
+    "User",
+    "Reverse Line Item ID",
+    "Reversed by Line Item ID",
+)
+
+
+def _money(pence: int) -> str:
+    sign = "-" if pence < 0 else ""
+    whole, part = divmod(abs(pence), 100)
+    return f"{sign}{whole}.{part:02d}"
+
+
+def _text(value: str | None) -> str:
+    """Text a spreadsheet must not run as a formula (CSV injection)."""
+    if not value:
+        return ""
+    return "'" + value if value[0] in "=+-@\t\r" else value
+
+
+def export_row(row: ExportRow) -> list[str]:
+    return [
+        str(row.card_id),
+        row.card_reference,
+        str(row.line_item_id),
+        LineItemType(row.type_id).label,
+        _money(row.value),
+        _money(row.tender),
+        _money(row.discount),
+        row.currency,
+        _text(row.site_name),
+        _text(row.merchant_name),
+        _text(row.merchant_transaction_reference),
+        str(row.order_id) if row.order_id is not None else "",
+        row.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+        _text(row.note),
+        _text(row.actor),
+        str(row.reverses_line_item_id) if row.reverses_line_item_id is not None else "",
+        str(row.reversed_by_line_item_id) if row.reversed_by_line_item_id is not None else "",
+    ]
+
+
+async def balance_adjustments(
+    services: Services, principal: Principal, start: date | None, end: date | None
+) -> tuple[Period, list[list[str]]]:
+    """Every line item created in the period (sales, redemptions, top-ups, manual adjustments, reversals),
+    as rows under EXPORT_COLUMNS. Values are in major units with two decimals; debits are negative."""
+    principal.require(Permission.REPORT_READ)
+    period = check_period(start, end)
+    async with services.unit_of_work(principal.account_id) as uow:
+        rows = await Reports(uow.conn, principal.account_id).line_items_between(period.starts_at, period.ends_before)
+    return period, [export_row(r) for r in rows]
