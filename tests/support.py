@@ -197,6 +197,7 @@ class Api:
         self.server = server
         self.token = token
         self.http = httpx.Client(timeout=30)
+        self.extensions: dict[str, Any] | None = None  # of the last reply `call` returned
 
     def post(self, query: str, variables: dict[str, Any] | None = None, **extra: Any) -> httpx.Response:
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
@@ -204,9 +205,11 @@ class Api:
         return self.http.post(self.server.graphql_url, json=body, headers=headers)
 
     def call(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The reply's `data` and `errors`; its top-level `extensions` (the query cost) go to `self.extensions`."""
         response = self.post(query, variables)
         assert response.status_code == 200, response.text
         body: dict[str, Any] = response.json()
+        self.extensions = body.pop("extensions", None)
         return body
 
     def login(self, username: str, password: str) -> httpx.Response:

@@ -14,6 +14,7 @@ from starlette.routing import Route
 from giftledger.api.endpoint import GraphQLEndpoint
 from giftledger.auth.tokens import TokenIssuer
 from giftledger.config import Settings
+from giftledger.dashboard import dashboard_routes
 from giftledger.services.context import Services
 from giftledger.storage import migrate
 from giftledger.storage.database import Database, create_engine
@@ -26,6 +27,7 @@ def build_services(settings: Settings) -> Services:
     tokens = TokenIssuer(
         settings.secret_key,
         previous_keys=settings.previous_secret_keys,
+        revoked_key_ids=settings.revoked_key_ids,
         lifetime_seconds=settings.token_lifetime_seconds,
         refresh_window_seconds=settings.token_refresh_window_seconds,
         issuer=settings.token_issuer,
@@ -56,6 +58,7 @@ def create_app(settings: Settings) -> Starlette:
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         yield
+        await graphql.guard.close()  # audit records still waiting
         await services.db.dispose()
 
     app = Starlette(
@@ -63,6 +66,7 @@ def create_app(settings: Settings) -> Starlette:
             Route("/graphql", graphql.handle, methods=["GET", "POST"]),
             Route("/healthz", healthz),
             Route("/readyz", readyz),
+            *dashboard_routes(services),
         ],
         lifespan=lifespan,
     )

@@ -8,6 +8,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from giftledger.auth.tokens import key_id
+
 DEFAULT_DATA_DIR = Path("var")
 DEFAULT_SQLITE_FILE = "giftledger.sqlite3"
 
@@ -32,6 +34,17 @@ class Settings:
     login_failure_limit: int = 10
     login_failure_window_seconds: int = 900
     document_cache_size: int = 512
+    # security (docs/security.md): key revocation, GraphQL limits, the cost budget, card-number guessing
+    revoked_key_ids: tuple[str, ...] = ()
+    max_query_depth: int = 10
+    max_query_aliases: int = 15
+    max_query_tokens: int = 2000
+    cost_maximum: int = 8000  # credits per caller; 0 turns the budget off
+    cost_restore: int = 5000  # credits restored per `cost_restore_seconds`
+    cost_restore_seconds: int = 600
+    card_miss_limit: int = 30  # look-ups of cards that do not exist, per API user or dashboard user ...
+    card_miss_address_limit: int = 100  # ... and per client address ...
+    card_miss_window_seconds: int = 600  # ... within this window
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -72,7 +85,21 @@ def load_settings(env: Mapping[str, str] | None = None, *, database_url: str | N
         secret = _development_secret(data_dir)
     if len(secret) < 32:
         raise ConfigurationError("GIFTLEDGER_SECRET_KEY must be at least 32 characters")
-    previous = tuple(k for k in env.get("GIFTLEDGER_PREVIOUS_SECRET_KEYS", "").split(",") if k)
+    previous = tuple(k.strip() for k in env.get("GIFTLEDGER_PREVIOUS_SECRET_KEYS", "").split(",") if k.strip())
+    if any(len(k) < 32 for k in previous):
+        raise ConfigurationError("every key in GIFTLEDGER_PREVIOUS_SECRET_KEYS must be at least 32 characters")
+    revoked = tuple(k.strip() for k in env.get("GIFTLEDGER_REVOKED_KEY_IDS", "").split(",") if k.strip())
+    if key_id(secret) in revoked:
+        raise ConfigurationError("GIFTLEDGER_SECRET_KEY is listed in GIFTLEDGER_REVOKED_KEY_IDS: configure a new key")
+
+    def number(name: str, default: int, minimum: int = 1) -> int:
+        raw = env.get(f"GIFTLEDGER_{name}", "").strip()
+        if not raw:
+            return default
+        if not raw.isdigit() or int(raw) < minimum:
+            raise ConfigurationError(f"GIFTLEDGER_{name} must be a whole number of at least {minimum}")
+        return int(raw)
+
     return Settings(
         database_url=url,
         secret_key=secret,
@@ -80,4 +107,17 @@ def load_settings(env: Mapping[str, str] | None = None, *, database_url: str | N
         environment=environment,
         database_pool_size=int(env.get("GIFTLEDGER_DATABASE_POOL_SIZE", "10")),
         statement_timeout_ms=int(env.get("GIFTLEDGER_STATEMENT_TIMEOUT_MS", "10000")),
+        max_body_bytes=number("MAX_BODY_BYTES", 65_536),
+        login_failure_limit=number("LOGIN_FAILURE_LIMIT", 10),
+        login_failure_window_seconds=number("LOGIN_FAILURE_WINDOW_SECONDS", 900),
+        revoked_key_ids=revoked,
+        max_query_depth=number("MAX_QUERY_DEPTH", 10),
+        max_query_aliases=number("MAX_QUERY_ALIASES", 15, minimum=0),
+        max_query_tokens=number("MAX_QUERY_TOKENS", 2000),
+        cost_maximum=number("COST_MAXIMUM", 8000, minimum=0),
+        cost_restore=number("COST_RESTORE", 5000),
+        cost_restore_seconds=number("COST_RESTORE_SECONDS", 600),
+        card_miss_limit=number("CARD_MISS_LIMIT", 30),
+        card_miss_address_limit=number("CARD_MISS_ADDRESS_LIMIT", 100),
+        card_miss_window_seconds=number("CARD_MISS_WINDOW_SECONDS", 600),
     )

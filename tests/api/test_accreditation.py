@@ -31,7 +31,9 @@ def test_01_auth_ok(server: LiveServer, demo: Demo) -> None:
     till = Api(server)
     response = till.login(demo.api_username, demo.api_password)
     assert response.status_code == 200
-    assert response.json() == {"data": {"loginUser": {"id": response.json()["data"]["loginUser"]["id"]}}}
+    reply = response.json()
+    assert reply.pop("extensions")["cost"]["actualQueryCost"] == 1  # every reply carries its cost
+    assert reply == {"data": {"loginUser": {"id": reply["data"]["loginUser"]["id"]}}}
     assert response.headers["Authorization"] == response.headers["X-Authorization"]
     assert response.headers["X-Authorization"].startswith("Bearer ")
     claims = jwt.decode(till.token or "", SECRET, algorithms=["HS256"], audience="giftledger-api")

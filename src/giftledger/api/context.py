@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from giftledger.domain.errors import Unauthorized
 from giftledger.services.access import recognise
@@ -21,7 +21,8 @@ class RequestContext:
         if self._principal is None:
             if not self.bearer_token:
                 raise Unauthorized()
-            self._principal = await recognise(self.services, self.bearer_token)
+            recognised = await recognise(self.services, self.bearer_token)
+            self._principal = replace(recognised, client_address=self.client_address)
             claims = self.services.tokens.verify(self.bearer_token)
             if claims is not None and self.services.tokens.needs_refresh(claims):
                 p = self._principal

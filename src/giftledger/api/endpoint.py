@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import OrderedDict
+from functools import partial
 from importlib import resources
 from inspect import isawaitable
 from typing import Any
@@ -18,8 +19,6 @@ from graphql import (
     OperationType,
     build_schema,
     execute,
-    parse,
-    validate,
 )
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
@@ -27,6 +26,9 @@ from starlette.responses import HTMLResponse, Response
 from giftledger.api.context import RequestContext
 from giftledger.api.errors import Outcome, format_error, request_error
 from giftledger.api.graphiql import GRAPHIQL_PAGE
+from giftledger.api.guard import Guard
+from giftledger.api.idempotency import IdempotencyGuard
+from giftledger.api.limits import QueryLimits, batch_refusal
 from giftledger.api.resolvers import attach
 from giftledger.services.context import Services
 
@@ -44,9 +46,10 @@ class DocumentCache:
     """Parsed and validated documents by query text (bounded, least recently used out first).
     Tills send the same few documents millions of times; parsing and validating costs ~2 ms each."""
 
-    def __init__(self, schema: GraphQLSchema, size: int) -> None:
+    def __init__(self, schema: GraphQLSchema, size: int, limits: QueryLimits | None = None) -> None:
         self._schema = schema
         self._size = size
+        self._limits = limits or QueryLimits()  # tokens, depth, aliases: checked once per document text
         self._entries: OrderedDict[str, tuple[DocumentNode | None, list[GraphQLError]]] = OrderedDict()
 
     def get(self, query: str) -> tuple[DocumentNode | None, list[GraphQLError]]:
@@ -55,12 +58,12 @@ class DocumentCache:
             self._entries.move_to_end(query)
             return entry
         try:
-            document: DocumentNode | None = parse(query)
+            document: DocumentNode | None = self._limits.parse(query)
         except GraphQLError as error:
             entry = (None, [error])
         else:
             assert document is not None
-            entry = (document, list(validate(self._schema, document)))
+            entry = (document, self._limits.validate(self._schema, document))
         self._entries[query] = entry
         if len(self._entries) > self._size:
             self._entries.popitem(last=False)
@@ -86,7 +89,10 @@ class GraphQLEndpoint:
     def __init__(self, services: Services) -> None:
         self.services = services
         self.schema = load_schema()
-        self.documents = DocumentCache(self.schema, services.settings.document_cache_size)
+        limits = QueryLimits.from_settings(services.settings)
+        self.documents = DocumentCache(self.schema, services.settings.document_cache_size, limits)
+        self.guard = Guard(services, self.schema)  # cost budget, extensions.cost, audit (api/guard.py)
+        self.idempotency = IdempotencyGuard(services)
 
     async def handle(self, request: Request) -> Response:
         if request.method == "GET":
@@ -109,7 +115,8 @@ class GraphQLEndpoint:
             payload = orjson.loads(body)
         except orjson.JSONDecodeError:
             return _reply({"errors": [request_error("The request body is not valid JSON.")], "data": None}, 400)
-        return await self._run(request, payload, allow_mutations=True)
+        run = partial(self._run, request, payload, allow_mutations=True)
+        return await self.idempotency.guard(request, payload, run, _bearer(request))
 
     async def _get(self, request: Request) -> Response:
         params = request.query_params
@@ -126,6 +133,8 @@ class GraphQLEndpoint:
         return await self._run(request, payload, allow_mutations=False)
 
     async def _run(self, request: Request, payload: Any, *, allow_mutations: bool) -> Response:
+        if (batched := batch_refusal(payload)) is not None:
+            return _reply({"errors": [batched], "data": None}, 400)
         if not isinstance(payload, dict) or not isinstance(payload.get("query"), str):
             return _reply(
                 {"errors": [request_error("The body must be a JSON object with a query string.")], "data": None}, 400
@@ -139,18 +148,23 @@ class GraphQLEndpoint:
         outcome = Outcome()
         document, errors = self.documents.get(payload["query"])
         operation = _operation(document, operation_name) if document is not None else None
-        if errors or document is None:
-            return _reply({"errors": [format_error(e, outcome) for e in errors], "data": _null_data(operation)}, 200)
-        if operation is not None and operation.operation is OperationType.MUTATION and not allow_mutations:
-            return _reply(
-                {"errors": [request_error("Mutations must be sent with POST.", "METHOD_NOT_ALLOWED")], "data": None},
-                405,
-            )
         context = RequestContext(
             services=self.services,
             bearer_token=_bearer(request),
             client_address=request.client.host if request.client else "unknown",
         )
+        ticket = await self.guard.admit(context, document, operation, variables)
+        if ticket.refusal is not None:
+            return ticket.refusal
+        if errors or document is None:
+            invalid = {"errors": [format_error(e, outcome) for e in errors], "data": _null_data(operation)}
+            await self.guard.settle(ticket, invalid)
+            return _reply(invalid, 200)
+        if operation is not None and operation.operation is OperationType.MUTATION and not allow_mutations:
+            post_only = request_error("Mutations must be sent with POST.", "METHOD_NOT_ALLOWED")
+            refused: dict[str, Any] = {"errors": [post_only], "data": None}
+            await self.guard.settle(ticket, refused)
+            return _reply(refused, 405)
         outcome_or_awaitable = execute(
             self.schema, document, variable_values=variables, operation_name=operation_name, context_value=context
         )
@@ -161,6 +175,7 @@ class GraphQLEndpoint:
         if result.errors:
             body["errors"] = [format_error(e, outcome) for e in result.errors]
         body["data"] = result.data if result.data is not None else _null_data(operation)
+        await self.guard.settle(ticket, body)
         status = 500 if outcome.internal else 503 if outcome.retryable else 200
         response = _reply(body, status)
         if context.issued_token:

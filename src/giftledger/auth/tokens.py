@@ -1,4 +1,7 @@
-"""JWT access tokens: HS256 only, issuer and audience checked, 60-minute lifetime, key rotation by `kid`."""
+"""JWT access tokens: HS256 only, issuer and audience checked, 60-minute lifetime, key rotation by `kid`.
+
+Rotation: the current key signs; keys listed as previous still verify the tokens they signed until those
+expire. A key id (`key_id(key)`) listed as revoked verifies nothing at once (a compromised key)."""
 
 from __future__ import annotations
 
@@ -9,6 +12,8 @@ from dataclasses import dataclass
 import jwt
 
 ALGORITHM = "HS256"
+# Every claim a token of ours carries; a token missing any of them is refused.
+REQUIRED_CLAIMS = ("exp", "iat", "nbf", "sub", "iss", "aud")
 
 
 @dataclass(frozen=True)
@@ -20,8 +25,16 @@ class TokenClaims:
     expires_at: int
 
 
-def _kid(key: str) -> str:
+def key_id(key: str) -> str:
+    """The `kid` header of tokens signed with `key`: 16 hex digits of its SHA-256 (the key is not recoverable)."""
     return hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+_kid = key_id  # the name the rest of the code used first
+
+
+class RevokedSigningKey(ValueError):
+    """The configured signing key is listed as revoked."""
 
 
 class TokenIssuer:
@@ -30,17 +43,26 @@ class TokenIssuer:
         secret_key: str,
         *,
         previous_keys: tuple[str, ...] = (),
+        revoked_key_ids: tuple[str, ...] = (),
         lifetime_seconds: int = 3600,
         refresh_window_seconds: int = 600,
         issuer: str = "giftledger",
         audience: str = "giftledger-api",
     ) -> None:
+        revoked = set(revoked_key_ids)
+        if key_id(secret_key) in revoked:
+            raise RevokedSigningKey("the signing key is listed as revoked: configure a new one")
         self._signing_key = secret_key
-        self._keys = {_kid(k): k for k in (secret_key, *previous_keys)}
+        self._keys = {key_id(k): k for k in (secret_key, *previous_keys) if key_id(k) not in revoked}
         self.lifetime_seconds = lifetime_seconds
         self.refresh_window_seconds = refresh_window_seconds
         self._issuer = issuer
         self._audience = audience
+
+    @property
+    def key_ids(self) -> tuple[str, ...]:
+        """The ids of the keys that verify tokens, the signing key's first."""
+        return tuple(self._keys)
 
     def issue(self, subject_kind: str, subject_id: int, account_id: int, version: int) -> str:
         now = int(time.time())
@@ -54,10 +76,12 @@ class TokenIssuer:
             "iss": self._issuer,
             "aud": self._audience,
         }
-        return jwt.encode(claims, self._signing_key, algorithm=ALGORITHM, headers={"kid": _kid(self._signing_key)})
+        return jwt.encode(claims, self._signing_key, algorithm=ALGORITHM, headers={"kid": key_id(self._signing_key)})
 
     def verify(self, token: str) -> TokenClaims | None:
-        """The token's claims, or None for any token that is not exactly right."""
+        """The token's claims, or None for any token that is not exactly right: another algorithm (`none`
+        included), an unknown or revoked key, a bad signature, a missing, past or not-yet-valid time claim,
+        another issuer or audience, or a subject that is not an API user or a user."""
         try:
             header = jwt.get_unverified_header(token)
             key = self._keys.get(str(header.get("kid", "")))
@@ -69,7 +93,7 @@ class TokenIssuer:
                 algorithms=[ALGORITHM],
                 issuer=self._issuer,
                 audience=self._audience,
-                options={"require": ["exp", "iat", "nbf", "sub", "iss", "aud"]},
+                options={"require": list(REQUIRED_CLAIMS)},
             )
             kind, _, raw_id = str(claims["sub"]).partition(":")
             if kind not in ("api_user", "user"):

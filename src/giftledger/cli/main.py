@@ -147,9 +147,11 @@ def demo(ctx: click.Context, as_json: bool, as_text: bool, account_name: str) ->
 
 
 def main() -> None:
-    from giftledger.cli import admin
+    from giftledger.cli import admin, ledger, till
 
     admin.register(cli)
+    ledger.register(cli)
+    till.register(cli)
     try:
         cli(obj={})
     except KeyboardInterrupt:

@@ -14,6 +14,7 @@ from giftledger.storage.people import Directory
 
 LOGIN_REFUSED = "Unauthorized"
 LOGIN_THROTTLED = "Too many failed login attempts. Try again later."
+MAX_LOGIN_NAME = 320  # the longest email address
 
 
 @dataclass(frozen=True)
@@ -28,7 +29,10 @@ async def log_in(
     """Check credentials; throttled per login name and per client address after repeated failures.
     The reply never tells whether the name exists."""
     name = (username or email or "").strip()
-    subjects = [f"name:{name.lower()}", f"addr:{client_address}"]
+    # No account has a name this long or with control characters: such a login is refused like a wrong
+    # password, without looking it up or storing it (PostgreSQL refuses NUL bytes; subjects are bounded).
+    well_formed = len(name) <= MAX_LOGIN_NAME and name.isprintable()
+    subjects = [f"name:{name.lower()}" if well_formed else "name:(malformed)", f"addr:{client_address}"]
     settings = services.settings
     since = utcnow() - timedelta(seconds=settings.login_failure_window_seconds)
     async with services.db.transaction() as conn:
@@ -39,7 +43,7 @@ async def log_in(
     principal = None
     async with services.db.transaction() as conn:
         directory = Directory(conn)
-        if username and username.strip():
+        if username and username.strip() and well_formed:
             api_user = await directory.api_user_by_username(name)
             if (
                 verify_password(api_user.password_hash if api_user else None, password)
@@ -50,7 +54,7 @@ async def log_in(
                     "api_user", api_user.id, api_user.account_id, Role.API_USER, api_user.merchant_id, api_user.username
                 )
                 version = api_user.token_version
-        elif email and email.strip():
+        elif email and email.strip() and well_formed:
             user = await directory.user_by_email(name)
             memberships = await directory.memberships(user.id) if user else []
             if (

@@ -6,10 +6,11 @@ from dataclasses import dataclass
 
 from sqlalchemy.exc import IntegrityError
 
-from giftledger.domain.errors import NOT_EXPECTED, REQUIRED, DuplicateReference, NegativeBalance
+from giftledger.domain.errors import NOT_EXPECTED, REQUIRED, CardNotFound, DuplicateReference, NegativeBalance
 from giftledger.domain.ledger import Holding, LineItemType, movement_split
 from giftledger.domain.permissions import Permission
 from giftledger.domain.validation import MAX_AMOUNT, Problems
+from giftledger.services import guessing
 from giftledger.services.context import Principal, Services, broke
 from giftledger.services.till import (
     active_card,
@@ -53,6 +54,7 @@ async def adjust_balance(services: Services, principal: Principal, request: Adju
             assert reference and epos and request.value and request.merchant_id is not None
             actor = await till_actor(uow, principal, request.merchant_id, epos)
             await ensure_reference_unused(uow, request.merchant_id, tx_reference)
+            await guessing.ensure_allowed(uow, services.settings, principal)
             card = await active_card(uow, reference, currency)
             split = movement_split(Holding(card.tender_balance, card.discount_balance), request.value)
             kind = LineItemType.REDEMPTION if request.value < 0 else LineItemType.TOP_UP
@@ -64,6 +66,9 @@ async def adjust_balance(services: Services, principal: Principal, request: Adju
             return AdjustmentView(view)
     except IntegrityError as error:
         raise await translate_integrity(services, principal, request.merchant_id, tx_reference, error) from error
+    except CardNotFound:
+        await guessing.record_miss(services, principal)
+        raise
 
 
 async def translate_integrity(

@@ -26,6 +26,7 @@ class Principal:
     role: Role
     merchant_id: int | None  # an API user's POS merchant; None for a dashboard user
     name: str
+    client_address: str | None = None  # where the request came from (audit, card-guessing counts)
 
     @property
     def api_user_id(self) -> int | None:

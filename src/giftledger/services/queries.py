@@ -8,6 +8,7 @@ from giftledger.domain.catalogue import FULFILMENT_METHODS, SALES_CHANNELS
 from giftledger.domain.errors import NOT_EXPECTED, REQUIRED
 from giftledger.domain.permissions import Permission
 from giftledger.domain.validation import Problems
+from giftledger.services import guessing
 from giftledger.services.context import Principal, Services
 from giftledger.services.views import (
     CardView,
@@ -50,10 +51,15 @@ async def find_cards(
     reference = problems.card_reference("card_reference", card_reference) if card_reference is not None else None
     problems.raise_if_any()
     async with services.unit_of_work(principal.account_id) as uow:
+        if reference is not None:
+            await guessing.ensure_allowed(uow, services.settings, principal)
         rows, total = await uow.cards.page_active(
             limit=size, offset=(number - 1) * size, card_id=card_id, reference=reference
         )
-        return Page(await card_views(uow, rows), total, size, number)
+        found = Page(await card_views(uow, rows), total, size, number)
+    if reference is not None and total == 0:
+        await guessing.record_miss(services, principal)
+    return found
 
 
 async def find_line_items(

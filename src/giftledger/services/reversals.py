@@ -86,10 +86,17 @@ def _check_items(items: list[ReversalItem | None], problems: Problems) -> list[i
     return ids
 
 
+async def _nothing_outstanding(uow: UnitOfWork, card_id: int) -> bool:
+    """True when every line item on the card (other than reversals) has been reversed."""
+    items = await uow.ledger.for_card(card_id)
+    return all(i.reversed_by_line_item_id is not None for i in items if i.type_id != LineItemType.REVERSAL)
+
+
 async def reverse_one(uow: UnitOfWork, actor: Actor, transaction_id: int, index: int, line_item_id: int) -> int:
     """Append the reversal of one line item. Debits come back with their exact split; credits are taken
-    back like any debit (in proportion), and never below zero. A reversed sale that leaves the card
-    empty returns the card to unsold stock."""
+    back like any debit (in proportion), and never below zero. A reversed sale that leaves the card with
+    nothing outstanding (every other line item on it reversed too) returns the card to unsold stock; a
+    card with other activity stays in circulation, so no reversal ever moves value on an unsold card."""
     field = f"ReversalItems.{index}.line_item_id"
     original = await uow.ledger.get(line_item_id)
     if original is None or original.type_id == LineItemType.REVERSAL:
@@ -116,7 +123,7 @@ async def reverse_one(uow: UnitOfWork, actor: Actor, transaction_id: int, index:
     if after is None:
         raise NegativeBalance()
     if original.type_id == LineItemType.SALE:
-        if after.balance == 0:
+        if after.balance == 0 and await _nothing_outstanding(uow, card.id):
             await uow.cards.return_to_stock(card.id)
         if original.order_id is not None:
             sales = [i for i in await uow.ledger.for_order([original.order_id]) if i.type_id == LineItemType.SALE]

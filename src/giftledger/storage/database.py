@@ -35,11 +35,12 @@ SQLITE_BUSY_TIMEOUT_MS = 10_000
 
 def create_engine(url: str, *, pool_size: int = 10, statement_timeout_ms: int = 10_000) -> AsyncEngine:
     """An async engine for `url`. SQLite runs in WAL mode with every transaction `BEGIN IMMEDIATE`, so
-    writers queue on the database lock (bounded by a busy timeout) instead of failing half-way."""
+    writers queue on the database lock (bounded by a busy timeout: `statement_timeout_ms`) instead of
+    failing half-way. PostgreSQL bounds every statement, every lock wait and idle transactions."""
     async_url = driver_url(url)
     if async_url.startswith("sqlite"):
         engine = create_async_engine(async_url, pool_size=pool_size, max_overflow=0)
-        _configure_sqlite(engine)
+        _configure_sqlite(engine, busy_timeout_ms=statement_timeout_ms)
         return engine
     return create_async_engine(
         async_url,
@@ -59,13 +60,13 @@ def create_engine(url: str, *, pool_size: int = 10, statement_timeout_ms: int = 
     )
 
 
-def _configure_sqlite(engine: AsyncEngine) -> None:
+def _configure_sqlite(engine: AsyncEngine, *, busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS) -> None:
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Stop the driver from issuing its own deferred BEGIN; we issue BEGIN IMMEDIATE below.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
         cursor.execute("PRAGMA journal_mode = WAL")
         cursor.execute("PRAGMA synchronous = NORMAL")
         cursor.execute("PRAGMA foreign_keys = ON")
@@ -76,13 +77,19 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+# How long a SQLite transaction may queue in-process for its turn before the caller is told to retry.
+SQLITE_QUEUE_TIMEOUT_S = 20.0
+
+
 class Database:
     """Hands out transactions. SQLite writers are also queued in-process so a till never sees
-    "database is locked": the process holds at most one SQLite transaction at a time."""
+    "database is locked": the process holds at most one SQLite transaction at a time, and a request
+    that cannot get its turn within `queue_timeout_s` is refused as `Retryable` (nothing applied)."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, *, queue_timeout_s: float = SQLITE_QUEUE_TIMEOUT_S) -> None:
         self.engine = engine
         self._sqlite_lock = asyncio.Lock() if is_sqlite(engine) else None
+        self._queue_timeout_s = queue_timeout_s
 
     @property
     def dialect(self) -> str:
@@ -93,8 +100,15 @@ class Database:
         """One database transaction: committed when the block ends normally, rolled back otherwise.
         Connection-level failures become `Retryable` (nothing was applied)."""
         if self._sqlite_lock is not None:
-            async with self._sqlite_lock, self._begin() as conn:
-                yield conn
+            try:
+                await asyncio.wait_for(self._sqlite_lock.acquire(), self._queue_timeout_s)
+            except TimeoutError as exc:
+                raise Retryable() from exc
+            try:
+                async with self._begin() as conn:
+                    yield conn
+            finally:
+                self._sqlite_lock.release()
         else:
             async with self._begin() as conn:
                 yield conn
@@ -133,6 +147,15 @@ _UNAVAILABLE_MARKERS = (
 )
 
 
+# PostgreSQL error classes after which the transaction is gone and nothing was applied: connection
+# exceptions (08), shutdown and start-up (57P01-57P03), too many clients, lock and statement timeouts,
+# serialization failures and deadlocks.
+_RETRYABLE_SQLSTATES = ("08", "57P01", "57P02", "57P03", "53300", "55P03", "57014", "40001", "40P01")
+
+
 def _is_unavailable(exc: DBAPIError) -> bool:
+    state = getattr(exc.orig, "sqlstate", None)
+    if isinstance(state, str) and state.startswith(_RETRYABLE_SQLSTATES):
+        return True
     text = str(exc.orig).lower() if exc.orig is not None else str(exc).lower()
     return any(marker in text for marker in _UNAVAILABLE_MARKERS)

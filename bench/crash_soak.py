@@ -1,0 +1,81 @@
+"""Crash soak: kill -9 the server at random moments during a stream of sales, redemptions, top-ups and
+reversals from several tills, KILLS times; after every restart `ledger verify` must pass and every request
+a till saw succeed must be in the ledger (a request whose reply never came: applied whole or not at all).
+
+    python bench/crash_soak.py [--kills 50] [--tills 3] [--seed 1] [--database-url URL]
+
+SQLite by default (a fresh file); --database-url names a PostgreSQL server, on which a fresh database is
+created and dropped. The test suite runs 5 kills per backend (tests/safety/test_crashes.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import signal
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+
+def main() -> int:
+    from tests.safety.crash_stream import Stream, check_after_restart
+    from tests.safety.helpers import start_safety_server, verify_ledger, wait_for
+    from tests.support import create_postgres_database, drop_postgres_database, logged_in, migrate_database, new_demo
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--kills", type=int, default=50)
+    parser.add_argument("--tills", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--database-url", default=None, help="a PostgreSQL server URL (default: SQLite)")
+    options = parser.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="giftledger-crash-"))
+    url = (
+        create_postgres_database(options.database_url)
+        if options.database_url
+        else f"sqlite:///{work / 'crash.sqlite3'}"
+    )
+    rng = random.Random(options.seed)
+    began = time.monotonic()
+    server = None
+    try:
+        migrate_database(url)
+        account = new_demo(url)
+        server = start_safety_server(url, work)
+        stream = Stream(account, logged_in(server, account).token or "", seed=options.seed)
+        checked = 0
+        for kill in range(1, options.kills + 1):
+            stop = threading.Event()
+            tills = [threading.Thread(target=stream.run_till, args=(server, n, stop)) for n in range(options.tills)]
+            for thread in tills:
+                thread.start()
+            target = stream.ok_count() + rng.randint(1, 40)
+            wait_for(lambda: stream.ok_count() >= target, 120, "till traffic")  # noqa: B023 (used at once)
+            server.process.send_signal(signal.SIGKILL)
+            server.process.wait(10)
+            for thread in tills:
+                thread.join(30)
+            server = start_safety_server(url, work)
+            verify_ledger(url, account.account_id)
+            check_after_restart(server, stream.token, stream.attempts[checked:])
+            checked = len(stream.attempts)
+            outcomes = {o: sum(1 for a in stream.attempts if a.outcome == o) for o in ("ok", "refused", "unknown")}
+            print(f"kill {kill}/{options.kills}: ledger verify OK; requests so far {outcomes}", flush=True)
+        print(f"{options.kills} kills in {time.monotonic() - began:.0f}s: no violation, every success in the ledger")
+        return 0
+    finally:
+        if server is not None:
+            server.stop()
+        if options.database_url:
+            drop_postgres_database(options.database_url, url)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

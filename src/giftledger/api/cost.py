@@ -1,0 +1,170 @@
+"""What a GraphQL request costs, for the per-caller budget (`services.throttle`) and `extensions.cost`.
+
+- Every field that returns an object (or a list of objects) costs 1 per object; scalar fields cost nothing.
+- A list multiplies the cost of what is selected in it by its size: the `limit` argument of the field that
+  pages it (`Cards(limit: 5) { data {...} }`: 5; no `limit`: 15, the default page; at most 100), or 10 for
+  lists that are not paged (`Products`, `PriceModifiers`, `LineItems` of an order, ...).
+- Each mutation costs 10 on top of what it returns; `__schema` and `__type` cost 10 each, whatever they
+  select (their size is bounded by the schema and by the introspection nesting limit); `__typename` is free.
+- Every request costs at least 1.
+
+The requested cost is this estimate, charged before the request runs; the actual cost counts the objects
+the reply really holds (same weights), and the difference is given back. Fields are merged by response key
+as GraphQL merges them, so repeating a fragment costs nothing extra."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from graphql import (
+    DocumentNode,
+    FieldNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
+    GraphQLInterfaceType,
+    GraphQLList,
+    GraphQLNonNull,
+    GraphQLObjectType,
+    GraphQLOutputType,
+    GraphQLSchema,
+    InlineFragmentNode,
+    IntValueNode,
+    OperationDefinitionNode,
+    OperationType,
+    SelectionSetNode,
+    VariableNode,
+    is_composite_type,
+)
+
+MUTATION_COST = 10
+INTROSPECTION_COST = 10
+UNPAGED_LIST_SIZE = 10
+DEFAULT_PAGE = 15
+MAX_PAGE = 100
+MINIMUM_COST = 1
+INTROSPECTION_FIELDS = frozenset({"__schema", "__type"})
+
+Fields = dict[str, list[FieldNode]]
+
+
+def fragments_of(document: DocumentNode) -> dict[str, FragmentDefinitionNode]:
+    return {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
+
+
+def collect(selection_sets: Iterable[SelectionSetNode], fragments: Mapping[str, FragmentDefinitionNode]) -> Fields:
+    """Fields by response key, fragments expanded once each (as GraphQL's own field collection does)."""
+    fields: Fields = {}
+    visited: set[str] = set()
+
+    def walk(selection_set: SelectionSetNode) -> None:
+        for selection in selection_set.selections:
+            if isinstance(selection, FieldNode):
+                fields.setdefault((selection.alias or selection.name).value, []).append(selection)
+            elif isinstance(selection, InlineFragmentNode):
+                walk(selection.selection_set)
+            elif isinstance(selection, FragmentSpreadNode):
+                name = selection.name.value
+                fragment = fragments.get(name)
+                if fragment is not None and name not in visited:
+                    visited.add(name)
+                    walk(fragment.selection_set)
+
+    for selection_set in selection_sets:
+        walk(selection_set)
+    return fields
+
+
+def _unwrap(type_: GraphQLOutputType) -> tuple[Any, bool]:
+    is_list = False
+    while isinstance(type_, GraphQLNonNull | GraphQLList):
+        is_list = is_list or isinstance(type_, GraphQLList)
+        type_ = type_.of_type
+    return type_, is_list
+
+
+def _limit(node: FieldNode, variables: Mapping[str, Any]) -> int:
+    for argument in node.arguments:
+        if argument.name.value != "limit":
+            continue
+        value: Any = None
+        if isinstance(argument.value, IntValueNode):
+            value = int(argument.value.value)
+        elif isinstance(argument.value, VariableNode):
+            value = variables.get(argument.value.name.value)
+        if isinstance(value, int) and not isinstance(value, bool):
+            return max(1, min(value, MAX_PAGE))
+        return DEFAULT_PAGE
+    return DEFAULT_PAGE
+
+
+def _selection_cost(
+    parent: Any,
+    selection_sets: list[SelectionSetNode],
+    fragments: Mapping[str, FragmentDefinitionNode],
+    variables: Mapping[str, Any],
+    page: int | None,
+) -> int:
+    if not isinstance(parent, GraphQLObjectType | GraphQLInterfaceType):
+        return 0
+    total = 0
+    for nodes in collect(selection_sets, fragments).values():
+        name = nodes[0].name.value
+        if name in INTROSPECTION_FIELDS:
+            total += INTROSPECTION_COST
+            continue
+        field = parent.fields.get(name)
+        if field is None:
+            continue
+        named, is_list = _unwrap(field.type)
+        if not is_composite_type(named):
+            continue
+        paged = _limit(nodes[0], variables) if "limit" in field.args else None
+        size = 1
+        if is_list:
+            size = paged if paged is not None else page if page is not None else UNPAGED_LIST_SIZE
+        children = [n.selection_set for n in nodes if n.selection_set is not None]
+        total += size * (1 + _selection_cost(named, children, fragments, variables, paged))
+    return total
+
+
+def requested_cost(
+    schema: GraphQLSchema,
+    document: DocumentNode | None,
+    operation: OperationDefinitionNode | None,
+    variables: Mapping[str, Any] | None,
+) -> int:
+    """The most this request can cost (charged before it runs)."""
+    if document is None or operation is None:
+        return MINIMUM_COST
+    fragments = fragments_of(document)
+    root = schema.mutation_type if operation.operation is OperationType.MUTATION else schema.query_type
+    total = _selection_cost(root, [operation.selection_set], fragments, variables or {}, None)
+    if operation.operation is OperationType.MUTATION:
+        total += MUTATION_COST * len(collect([operation.selection_set], fragments))
+    return max(MINIMUM_COST, total)
+
+
+def _objects(value: Any) -> int:
+    if isinstance(value, dict):
+        return 1 + sum(_objects(v) for v in value.values())
+    if isinstance(value, list):
+        return sum(_objects(v) for v in value)
+    return 0
+
+
+def actual_cost(document: DocumentNode | None, operation: OperationDefinitionNode | None, data: Any) -> int:
+    """What the reply really cost: the objects it holds, plus the mutation and introspection charges."""
+    if document is None or operation is None:
+        return MINIMUM_COST
+    total = 0
+    mutation = operation.operation is OperationType.MUTATION
+    for key, nodes in collect([operation.selection_set], fragments_of(document)).items():
+        if nodes[0].name.value in INTROSPECTION_FIELDS:
+            total += INTROSPECTION_COST
+            continue
+        if mutation:
+            total += MUTATION_COST
+        if isinstance(data, dict):
+            total += _objects(data.get(key))
+    return max(MINIMUM_COST, total)

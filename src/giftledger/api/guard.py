@@ -1,0 +1,244 @@
+"""What every GraphQL request goes through around its execution, in one place:
+
+- before it runs (`admit`): who is calling (looked up once, shared with the resolvers), the request's cost
+  estimate charged to the caller's budget, and a refusal (HTTP 429, code THROTTLED) when the budget is short;
+- after it ran (`settle`): credits the request did not use given back, `extensions.cost` added to the reply,
+  "Did you mean" hints removed for callers without a valid token, and one audit record per mutation
+  (written behind the request, in batches: `services.audit.AuditQueue`).
+
+The rules live in `services` (budget, audit); this module only reads the request and the reply."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from graphql import (
+    DocumentNode,
+    FieldNode,
+    GraphQLError,
+    GraphQLSchema,
+    OperationDefinitionNode,
+    OperationType,
+)
+from graphql.execution.values import get_argument_values
+from sqlalchemy.exc import SQLAlchemyError
+from starlette.responses import Response
+
+from giftledger.api import cost, limits
+from giftledger.api.context import RequestContext
+from giftledger.domain.errors import DomainError, Retryable
+from giftledger.services import audit, throttle
+from giftledger.services.context import Principal, Services
+from giftledger.services.throttle import BudgetStatus
+from giftledger.storage.clock import utcnow
+
+log = logging.getLogger("giftledger.api")
+
+THROTTLED_CODE = "THROTTLED"
+
+
+@dataclass
+class Ticket:
+    """One request's admission: who, what it may cost, what it was charged."""
+
+    context: RequestContext
+    principal: Principal | None
+    document: DocumentNode | None
+    operation: OperationDefinitionNode | None
+    variables: dict[str, Any]
+    requested: int
+    budget: BudgetStatus | None = None  # None: the budget is off, or could not be reached
+    refusal: Response | None = None
+
+
+class Guard:
+    def __init__(self, services: Services, schema: GraphQLSchema) -> None:
+        self.services = services
+        self.schema = schema
+        self.audit = audit.AuditQueue(services)
+
+    async def close(self) -> None:
+        """Write the audit records still waiting (on shutdown)."""
+        await self.audit.close()
+
+    async def admit(
+        self,
+        context: RequestContext,
+        document: DocumentNode | None,
+        operation: OperationDefinitionNode | None,
+        variables: dict[str, Any] | None,
+    ) -> Ticket:
+        principal = await _caller(context)
+        ticket = Ticket(
+            context,
+            principal,
+            document,
+            operation,
+            variables or {},
+            cost.requested_cost(self.schema, document, operation, variables),
+        )
+        if not throttle.enabled(self.services):
+            return ticket
+        subject = throttle.subject_of(principal, context.client_address)
+        try:
+            ticket.budget = await throttle.spend(self.services, subject, ticket.requested)
+        except (Retryable, SQLAlchemyError) as error:  # the budget fails open: the request fails on its own
+            log.warning("cost budget unavailable for %s: %s", subject, type(error).__name__)
+            return ticket
+        if not ticket.budget.charged:
+            ticket.refusal = self._refuse(ticket, ticket.budget)
+        return ticket
+
+    async def settle(self, ticket: Ticket, body: dict[str, Any]) -> None:
+        """Finish a reply that ran (or was refused by validation): in place on `body`."""
+        errors = body.get("errors")
+        if ticket.principal is None and isinstance(errors, list):
+            limits.without_suggestions(errors)
+        actual = cost.actual_cost(ticket.document, ticket.operation, body.get("data"))
+        if ticket.budget is not None and actual < ticket.requested:
+            try:
+                ticket.budget = await throttle.refund(self.services, ticket.budget, ticket.requested - actual)
+            except (Retryable, SQLAlchemyError) as error:
+                log.warning("cost refund failed: %s", type(error).__name__)
+        body["extensions"] = {**(body.get("extensions") or {}), "cost": _cost(ticket, actual)}
+        self._audit(ticket, body)
+
+    def _refuse(self, ticket: Ticket, budget: BudgetStatus) -> Response:
+        wait = budget.retry_after_seconds
+        message = f"Throttled: this request costs {budget.cost} and the query cost budget holds "
+        message += f"{budget.currently_available}. Try again in {wait} seconds."
+        body: dict[str, Any] = {
+            "errors": [
+                {
+                    "message": message,
+                    "customer_facing": False,
+                    "extensions": {"code": THROTTLED_CODE, "reason": "cost", "retry_after_seconds": wait},
+                }
+            ],
+            "data": _null_data(ticket),
+            "extensions": {"cost": _cost(ticket, 0)},
+        }
+        self._audit(ticket, body)
+        return Response(
+            orjson.dumps(body),
+            status_code=429,
+            media_type="application/json",
+            headers={"Retry-After": str(wait)},
+        )
+
+    def _audit(self, ticket: Ticket, body: dict[str, Any]) -> None:
+        """One record per mutation field: accepted when its result is not null."""
+        operation, document = ticket.operation, ticket.document
+        if operation is None or document is None or operation.operation is not OperationType.MUTATION:
+            return
+        data = body.get("data") if isinstance(body.get("data"), dict) else {}
+        assert isinstance(data, dict)
+        errors = [e for e in body.get("errors") or [] if isinstance(e, dict)]
+        mutation_type = self.schema.mutation_type
+        for key, nodes in cost.collect([operation.selection_set], cost.fragments_of(document)).items():
+            result = data.get(key)
+            code = None
+            if result is None:
+                related = [e for e in errors if not e.get("path") or e["path"][0] == key] or errors
+                code = str((related[0].get("extensions") or {}).get("code", "")) if related else None
+            field = mutation_type.fields.get(nodes[0].name.value) if mutation_type else None
+            args = _arguments(field, nodes[0], ticket.variables)
+            self.audit.put(
+                audit.Attempt(
+                    ticket.principal,
+                    nodes[0].name.value,
+                    audit.ACCEPTED if result is not None else audit.REFUSED,
+                    utcnow(),
+                    error_code=code or None,
+                    client_address=ticket.context.client_address,
+                    **_facts(nodes[0].name.value, args, result),
+                )
+            )
+
+
+async def _caller(context: RequestContext) -> Principal | None:
+    """The authenticated caller, or None (no token, a bad one, or the database could not say)."""
+    if not context.bearer_token:
+        return None
+    try:
+        return await context.principal()
+    except (DomainError, SQLAlchemyError):  # the resolvers meet the same refusal and report it properly
+        return None
+
+
+def _null_data(ticket: Ticket) -> dict[str, None] | None:
+    if ticket.operation is None or ticket.document is None:
+        return None
+    keys = cost.collect([ticket.operation.selection_set], cost.fragments_of(ticket.document))
+    return dict.fromkeys(keys) or None
+
+
+def _cost(ticket: Ticket, actual: int) -> dict[str, Any]:
+    facts: dict[str, Any] = {"requestedQueryCost": ticket.requested, "actualQueryCost": actual}
+    if ticket.budget is not None:
+        facts["throttleStatus"] = {
+            "maximumAvailable": ticket.budget.maximum,
+            "currentlyAvailable": ticket.budget.currently_available,
+            "restoreRate": round(ticket.budget.restore_per_second, 4),
+        }
+    return facts
+
+
+def _arguments(field: Any, node: FieldNode, variables: dict[str, Any]) -> dict[str, Any]:
+    if field is None:
+        return {}
+    try:
+        return get_argument_values(field, node, variables)
+    except (GraphQLError, TypeError, ValueError):
+        return {}
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value.strip() else None
+
+
+def _number(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _facts(operation: str, args: dict[str, Any], result: Any) -> dict[str, Any]:
+    """What the audit record says about one mutation: the till, the cards, the line items, plain details."""
+    cards: list[str] = []
+    if (reference := _text(args.get("card_reference"))) is not None:
+        cards.append(reference)
+    items = _list(args.get("order_items"))
+    cards += [r for i in items if isinstance(i, dict) and (r := _text(i.get("card_reference")))]
+    if isinstance(result, dict):  # numbers the server generated, when the caller asked for them back
+        for line in result.get("LineItems") or []:
+            card = line.get("Card") if isinstance(line, dict) else None
+            if isinstance(card, dict) and (r := _text(card.get("card_reference"))):
+                cards.append(r)
+    line_item_ids = [
+        n for i in _list(args.get("ReversalItems")) if isinstance(i, dict) and (n := _number(i.get("line_item_id")))
+    ]
+    merchant_id, epos = _number(args.get("merchant_id")), _text(args.get("unit_epos_reference"))
+    detail: dict[str, Any] = {
+        "merchant_id": merchant_id,
+        "unit_epos_reference": epos,
+        "merchant_transaction_reference": _text(args.get("merchant_transaction_reference")),
+        "value": _number(args.get("value")),
+        "total": _number(args.get("total")),
+        "currency": _text(args.get("currency")),
+        "account_id": _number(args.get("account_id")),
+        "order_items": len(items) or None,
+        "line_item_ids": line_item_ids or None,
+        "result_id": _number(result.get("id")) if isinstance(result, dict) else None,
+    }
+    return {
+        "where": audit.Where(merchant_id, epos) if merchant_id is not None and epos is not None else None,
+        "card_references": tuple(cards),
+        "line_item_ids": tuple(line_item_ids),
+        "detail": {k: v for k, v in detail.items() if v is not None} or None,
+    }

@@ -1,0 +1,380 @@
+"""The audit log: who did what, to which account, site and card, from where, and whether it was applied.
+
+Written for every GraphQL mutation attempt (accepted or refused, by `api.guard`), for every dashboard change
+(the dashboard calls `record`), and for security events (card look-ups paused). Card numbers are masked
+before they are stored; details keep only plain facts, never passwords, tokens, secrets or PINs.
+Read by the Store Owner (`Permission.AUDIT_READ`): `list_events`, `export_csv`, `login_failures`."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import json
+import logging
+from collections import deque
+from collections.abc import AsyncIterator, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from giftledger.domain.errors import Retryable
+from giftledger.domain.permissions import Permission
+from giftledger.services.context import Principal, Services
+from giftledger.services.views import Page
+from giftledger.storage import audit as storage
+from giftledger.storage.audit import AuditEventRow, AuditFilter, AuditLog, NewAuditEvent
+from giftledger.storage.cards import Cards
+from giftledger.storage.clock import utcnow
+from giftledger.storage.ledger import Ledger
+from giftledger.storage.sites import Sites
+
+log = logging.getLogger("giftledger.audit")
+
+ACCEPTED = "accepted"
+REFUSED = "refused"
+OUTCOMES = (ACCEPTED, REFUSED)
+MAX_PAGE = 100
+EXPORT_BATCH = 1000
+# Detail keys that could carry a secret are dropped, whatever their value.
+SECRET_WORDS = ("password", "secret", "token", "pin", "key", "authorization", "hash", "cookie", "csrf")
+CSV_COLUMNS = (
+    "id",
+    "time_utc",
+    "actor_kind",
+    "actor_id",
+    "actor_name",
+    "site_id",
+    "operation",
+    "card",
+    "outcome",
+    "error_code",
+    "client_address",
+    "detail",
+)
+
+Scalar = str | int | float | bool | None
+Detail = Mapping[str, Scalar | list[Scalar]]
+
+
+def mask_card(number: str) -> str:
+    """A card number safe to store and show: first six and last four digits of a long number
+    (`630119*********6946`), only the last four of a shorter one, nothing of a very short one."""
+    number = number.strip()
+    if len(number) >= 16:
+        return number[:6] + "*" * (len(number) - 10) + number[-4:]
+    if len(number) >= 8:
+        return "*" * (len(number) - 4) + number[-4:]
+    return "*" * len(number)
+
+
+def clean_detail(detail: Detail | None) -> str | None:
+    """The detail as compact JSON, without any key that names a secret."""
+    if not detail:
+        return None
+    kept = {key: value for key, value in detail.items() if not any(word in key.lower() for word in SECRET_WORDS)}
+    return json.dumps(kept, sort_keys=True, separators=(",", ":"), default=str) if kept else None
+
+
+@dataclass(frozen=True)
+class Where:
+    """The till a request names (its merchant and `unit_epos_reference`), resolved to the account's site."""
+
+    merchant_id: int
+    epos_reference: str
+
+
+async def add_event(
+    conn: AsyncConnection,
+    principal: Principal | None,
+    *,
+    operation: str,
+    outcome: str,
+    account_id: int | None = None,
+    site_id: int | None = None,
+    where: Where | None = None,
+    card_references: Iterable[str] = (),
+    line_item_ids: Iterable[int] = (),
+    error_code: str | None = None,
+    client_address: str | None = None,
+    detail: Detail | None = None,
+    at: datetime | None = None,
+) -> int:
+    """Write one audit row inside the caller's transaction (see `record`)."""
+    if outcome not in OUTCOMES:
+        raise ValueError(f"outcome must be one of {OUTCOMES}")
+    account = account_id if account_id is not None else principal.account_id if principal else None
+    numbers = [n for n in card_references if n and n.strip()]
+    if account is not None and principal is not None and principal.account_id == account:
+        if site_id is None and where is not None:
+            site_id = await Sites(conn, account).site_for_reference(where.merchant_id, where.epos_reference)
+        ids = [i for i in line_item_ids if isinstance(i, int)]
+        if ids:
+            cards = Cards(conn, account)
+            for item in await Ledger(conn, account).many(ids):
+                card = await cards.get(item.card_id)
+                if card is not None:
+                    numbers.append(card.card_reference)
+    masked = ", ".join(dict.fromkeys(mask_card(n) for n in numbers)) or None
+    return await AuditLog(conn, account).add(
+        NewAuditEvent(
+            account_id=account,
+            created_at=at or utcnow(),
+            actor_kind=principal.kind if principal else "anonymous",
+            actor_id=principal.id if principal else None,
+            actor_name=principal.name if principal else None,
+            site_id=site_id,
+            operation=operation[:100],
+            card=masked,
+            outcome=outcome,
+            error_code=error_code[:60] if error_code else None,
+            client_address=(client_address or (principal.client_address if principal else None) or None),
+            detail=clean_detail(detail),
+        )
+    )
+
+
+async def record(
+    services: Services,
+    principal: Principal | None,
+    *,
+    operation: str,
+    outcome: str,
+    account_id: int | None = None,
+    site_id: int | None = None,
+    where: Where | None = None,
+    card_references: Iterable[str] = (),
+    line_item_ids: Iterable[int] = (),
+    error_code: str | None = None,
+    client_address: str | None = None,
+    detail: Detail | None = None,
+) -> int:
+    """Write one audit record in its own transaction and return its id.
+
+    `principal` is who acted (None: an unauthenticated caller); the account is the principal's unless
+    `account_id` says otherwise. `outcome` is "accepted" or "refused" (with the refusal's `error_code`).
+    Card numbers are masked here; `line_item_ids` add the cards of those line items (of the principal's
+    account). `detail` holds plain facts (references, amounts, ids); keys naming secrets are dropped."""
+    async with services.db.transaction() as conn:
+        return await add_event(
+            conn,
+            principal,
+            operation=operation,
+            outcome=outcome,
+            account_id=account_id,
+            site_id=site_id,
+            where=where,
+            card_references=card_references,
+            line_item_ids=line_item_ids,
+            error_code=error_code,
+            client_address=client_address,
+            detail=detail,
+        )
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One audit record waiting in an `AuditQueue` (the arguments of `record`, and when it happened)."""
+
+    principal: Principal | None
+    operation: str
+    outcome: str
+    at: datetime
+    where: Where | None = None
+    card_references: tuple[str, ...] = ()
+    line_item_ids: tuple[int, ...] = ()
+    error_code: str | None = None
+    client_address: str | None = None
+    detail: Detail | None = None
+
+
+@dataclass
+class AuditQueue:
+    """Audit records written behind the requests that made them: a batch per short delay, in one
+    transaction, so auditing adds no database round trip to a till's request. `flush()` writes what is
+    waiting now; `close()` flushes and stops (the app calls it on shutdown). If the database is down the
+    batch waits and is retried; past `max_pending` waiting records the oldest are dropped, and logged."""
+
+    services: Services
+    delay_seconds: float = 0.05
+    max_batch: int = 500
+    max_pending: int = 50_000
+    _pending: deque[Attempt] = field(default_factory=deque)
+    _task: asyncio.Task[None] | None = None
+    _wake: asyncio.Event | None = None
+    _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    _closing: bool = False
+    dropped: int = 0
+
+    def put(self, attempt: Attempt) -> None:
+        if len(self._pending) >= self.max_pending:
+            self._pending.popleft()
+            self.dropped += 1
+            log.error("audit queue full: %d audit records dropped so far", self.dropped)
+        self._pending.append(attempt)
+        if self._task is None or self._task.done():
+            self._closing = False
+            self._wake = asyncio.Event()
+            self._task = asyncio.get_running_loop().create_task(self._run())
+        assert self._wake is not None
+        self._wake.set()
+
+    async def _run(self) -> None:
+        assert self._wake is not None
+        while not self._closing:
+            await self._wake.wait()
+            self._wake.clear()
+            if not self._closing:
+                await asyncio.sleep(self.delay_seconds)
+            if not await self._write_waiting() and not self._closing:
+                await asyncio.sleep(max(1.0, self.delay_seconds))  # the database is down: try again shortly
+                self._wake.set()
+
+    async def _write_waiting(self) -> bool:
+        """Write what is waiting, a batch per transaction. False when the database refused."""
+        async with self._lock:
+            while self._pending:
+                batch = [self._pending[i] for i in range(min(self.max_batch, len(self._pending)))]
+                try:
+                    async with self.services.db.transaction() as conn:
+                        for attempt in batch:
+                            await add_event(
+                                conn,
+                                attempt.principal,
+                                operation=attempt.operation,
+                                outcome=attempt.outcome,
+                                where=attempt.where,
+                                card_references=attempt.card_references,
+                                line_item_ids=attempt.line_item_ids,
+                                error_code=attempt.error_code,
+                                client_address=attempt.client_address,
+                                detail=attempt.detail,
+                                at=attempt.at,
+                            )
+                except (Retryable, SQLAlchemyError, OSError) as error:
+                    log.warning("audit records not written yet (%s); retrying", type(error).__name__)
+                    return False
+                for _ in batch:
+                    self._pending.popleft()
+        return True
+
+    async def flush(self) -> None:
+        """Write every waiting record now (raises `Retryable` if the database refuses)."""
+        if not await self._write_waiting():
+            raise Retryable("The audit log could not be written.")
+
+    async def close(self) -> None:
+        """Write what is waiting and stop the writer (on shutdown)."""
+        self._closing = True
+        if self._task is not None and not self._task.done():
+            assert self._wake is not None
+            self._wake.set()
+            await self._task
+        self._task = None
+        await self._write_waiting()
+
+
+def _filter(operation: str | None, outcome: str | None, since: datetime | None, until: datetime | None) -> AuditFilter:
+    return AuditFilter(operation=operation or None, outcome=outcome or None, since=since, until=until)
+
+
+async def list_events(
+    services: Services,
+    principal: Principal,
+    *,
+    limit: int = 50,
+    page: int = 1,
+    operation: str | None = None,
+    outcome: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> Page[AuditEventRow]:
+    """The account's audit records, newest first (Store Owner only)."""
+    principal.require(Permission.AUDIT_READ)
+    size = max(1, min(limit, MAX_PAGE))
+    number = max(1, page)
+    async with services.db.transaction() as conn:
+        rows, total = await AuditLog(conn, principal.account_id).page(
+            _filter(operation, outcome, since, until), limit=size, offset=(number - 1) * size
+        )
+    return Page(rows, total, size, number)
+
+
+def _csv_line(values: Iterable[object]) -> str:
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerow(["" if v is None else v for v in values])
+    return buffer.getvalue()
+
+
+def _csv_row(row: AuditEventRow) -> list[object]:
+    return [
+        row.id,
+        row.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+        row.actor_kind,
+        row.actor_id,
+        row.actor_name,
+        row.site_id,
+        row.operation,
+        row.card,
+        row.outcome,
+        row.error_code,
+        row.client_address,
+        row.detail,
+    ]
+
+
+async def export_csv(
+    services: Services,
+    principal: Principal,
+    *,
+    operation: str | None = None,
+    outcome: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> AsyncIterator[str]:
+    """The account's audit records as CSV, oldest first: the header line, then one line per record.
+    Reads a batch at a time in short transactions, so a slow download holds no lock (Store Owner only)."""
+    principal.require(Permission.AUDIT_READ)
+    where = _filter(operation, outcome, since, until)
+    yield _csv_line(CSV_COLUMNS)
+    after = 0
+    while True:
+        async with services.db.transaction() as conn:
+            rows = await AuditLog(conn, principal.account_id).after(where, after, EXPORT_BATCH)
+        for row in rows:
+            yield _csv_line(_csv_row(row))
+        if len(rows) < EXPORT_BATCH:
+            return
+        after = rows[-1].id
+
+
+async def export_csv_text(services: Services, principal: Principal, **filters: datetime | str | None) -> str:
+    """`export_csv` collected into one string."""
+    return "".join([chunk async for chunk in export_csv(services, principal, **filters)])  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class LoginThrottle:
+    name: str  # an API username or a team member's email
+    kind: str  # "api_user" or "user"
+    failures: int  # failed logins within the throttle window
+    last_failure: datetime
+    throttled: bool  # further logins with this name are refused until failures age out of the window
+
+
+async def login_failures(
+    services: Services, principal: Principal, *, now: datetime | None = None
+) -> list[LoginThrottle]:
+    """Recent failed logins for this account's API users and team members, most failures first; `throttled`
+    marks the names whose logins are being refused (Store Owner only)."""
+    principal.require(Permission.AUDIT_READ)
+    settings = services.settings
+    since = (now or utcnow()) - timedelta(seconds=settings.login_failure_window_seconds)
+    async with services.db.transaction() as conn:
+        rows = await storage.login_failures(conn, principal.account_id, since)
+    return [
+        LoginThrottle(r.name, r.kind, r.failures, r.last_failure, r.failures >= settings.login_failure_limit)
+        for r in rows
+    ]

@@ -1,0 +1,71 @@
+"""The GraphQL cost budget, like Toggle's: each caller holds up to `cost_maximum` credits, spends a query's
+cost on every request, and gets `cost_restore` credits back every `cost_restore_seconds`. With too few
+credits left for a request, it is refused (nothing runs) until enough have come back.
+
+Callers: an API user or a dashboard user once authenticated, otherwise the client address."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+from giftledger.services.context import Principal, Services
+from giftledger.storage.throttle import Buckets
+
+
+@dataclass(frozen=True)
+class BudgetStatus:
+    subject: str
+    charged: bool  # False: refused, nothing taken
+    cost: int
+    available: float  # after this request
+    maximum: int
+    restore_per_second: float
+
+    @property
+    def currently_available(self) -> int:
+        return max(0, math.floor(self.available))
+
+    @property
+    def retry_after_seconds(self) -> int:
+        """How long until this request's cost is available again (0 when it was charged)."""
+        if self.charged:
+            return 0
+        return max(1, math.ceil((self.cost - self.available) / self.restore_per_second))
+
+
+def enabled(services: Services) -> bool:
+    return services.settings.cost_maximum > 0
+
+
+def subject_of(principal: Principal | None, client_address: str) -> str:
+    return f"{principal.kind}:{principal.id}" if principal is not None else f"addr:{client_address}"
+
+
+def _rate(services: Services) -> float:
+    settings = services.settings
+    return settings.cost_restore / settings.cost_restore_seconds
+
+
+async def spend(services: Services, subject: str, cost: int, *, now: float | None = None) -> BudgetStatus:
+    """Take `cost` credits from the caller's budget if it holds that many (after refilling it)."""
+    maximum = services.settings.cost_maximum
+    async with services.db.transaction() as conn:
+        result = await Buckets(conn).spend(
+            subject, cost, maximum=maximum, per_second=_rate(services), now=time.time() if now is None else now
+        )
+    return BudgetStatus(subject, result.charged, cost, result.available, maximum, _rate(services))
+
+
+async def refund(services: Services, status: BudgetStatus, unused: int) -> BudgetStatus:
+    """Give back the part of a charged request's cost it did not use (its estimate was above its actual cost)."""
+    if unused <= 0 or not status.charged:
+        return status
+    async with services.db.transaction() as conn:
+        available = await Buckets(conn).refund(status.subject, unused, maximum=status.maximum)
+    if available is None:
+        return status
+    return BudgetStatus(
+        status.subject, True, status.cost - unused, available, status.maximum, status.restore_per_second
+    )

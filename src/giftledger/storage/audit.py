@@ -1,0 +1,159 @@
+"""The audit log: one row per mutation attempt (accepted or refused), dashboard change or security event.
+
+Rows are written, never changed. `account_id` is empty for attempts that could not be tied to an account
+(no valid token), which only an operator sees."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Column, DateTime, ForeignKey, Index, String, Table, Text, func, literal, select, union_all
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from giftledger.storage.clock import as_utc
+from giftledger.storage.tables import Id, api_users, login_attempts, memberships, metadata, users
+
+audit_events = Table(
+    "audit_events",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("account_id", Id, ForeignKey("accounts.id")),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("actor_kind", String(20), nullable=False),  # api_user, user, system, anonymous
+    Column("actor_id", Id),
+    Column("actor_name", String(320)),
+    Column("site_id", Id, ForeignKey("sites.id")),
+    Column("operation", String(100), nullable=False),
+    Column("card", Text),  # masked card numbers, comma separated
+    Column("outcome", String(20), nullable=False),  # accepted, refused
+    Column("error_code", String(60)),
+    Column("client_address", String(100)),
+    Column("detail", Text),  # JSON object of non-secret facts
+    Index("ix_audit_events_account_created", "account_id", "created_at"),
+)
+
+
+@dataclass(frozen=True)
+class NewAuditEvent:
+    account_id: int | None
+    created_at: datetime
+    actor_kind: str
+    actor_id: int | None
+    actor_name: str | None
+    site_id: int | None
+    operation: str
+    card: str | None
+    outcome: str
+    error_code: str | None
+    client_address: str | None
+    detail: str | None
+
+
+@dataclass(frozen=True)
+class AuditEventRow:
+    id: int
+    account_id: int | None
+    created_at: datetime
+    actor_kind: str
+    actor_id: int | None
+    actor_name: str | None
+    site_id: int | None
+    operation: str
+    card: str | None
+    outcome: str
+    error_code: str | None
+    client_address: str | None
+    detail: str | None
+
+
+def _row(row: Any) -> AuditEventRow:
+    data = dict(row._mapping)
+    data["created_at"] = as_utc(data["created_at"])
+    return AuditEventRow(**data)
+
+
+@dataclass(frozen=True)
+class AuditFilter:
+    operation: str | None = None
+    outcome: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None  # exclusive
+
+
+class AuditLog:
+    """The audit rows of one account (`account_id=None`: the rows tied to no account)."""
+
+    def __init__(self, conn: AsyncConnection, account_id: int | None) -> None:
+        self._conn = conn
+        self._account_id = account_id
+
+    async def add(self, event: NewAuditEvent) -> int:
+        result = await self._conn.execute(audit_events.insert().values(**event.__dict__).returning(audit_events.c.id))
+        return int(result.scalar_one())
+
+    def _conditions(self, where: AuditFilter) -> list[Any]:
+        t = audit_events
+        conditions: list[Any] = [
+            t.c.account_id.is_(None) if self._account_id is None else t.c.account_id == self._account_id
+        ]
+        if where.operation:
+            conditions.append(t.c.operation == where.operation)
+        if where.outcome:
+            conditions.append(t.c.outcome == where.outcome)
+        if where.since is not None:
+            conditions.append(t.c.created_at >= where.since)
+        if where.until is not None:
+            conditions.append(t.c.created_at < where.until)
+        return conditions
+
+    async def page(self, where: AuditFilter, *, limit: int, offset: int) -> tuple[list[AuditEventRow], int]:
+        """Newest first."""
+        conditions = self._conditions(where)
+        total = (
+            await self._conn.execute(select(func.count()).select_from(audit_events).where(*conditions))
+        ).scalar_one()
+        rows = await self._conn.execute(
+            select(*audit_events.c).where(*conditions).order_by(audit_events.c.id.desc()).limit(limit).offset(offset)
+        )
+        return [_row(r) for r in rows], int(total)
+
+    async def after(self, where: AuditFilter, after_id: int, limit: int) -> list[AuditEventRow]:
+        """Oldest first, from the row after `after_id` (for exports, a batch at a time)."""
+        rows = await self._conn.execute(
+            select(*audit_events.c)
+            .where(*self._conditions(where), audit_events.c.id > after_id)
+            .order_by(audit_events.c.id)
+            .limit(limit)
+        )
+        return [_row(r) for r in rows]
+
+
+@dataclass(frozen=True)
+class LoginFailures:
+    name: str  # the API username or the team member's email
+    kind: str  # "api_user" or "user"
+    failures: int  # failed attempts within the window
+    last_failure: datetime
+
+
+async def login_failures(conn: AsyncConnection, account_id: int, since: datetime) -> list[LoginFailures]:
+    """Failed logins since `since` for the login names of this account: its API users and team members."""
+    names = union_all(
+        select(api_users.c.username.label("name"), literal("api_user").label("kind")).where(
+            api_users.c.account_id == account_id, api_users.c.deleted_at.is_(None)
+        ),
+        select(users.c.email.label("name"), literal("user").label("kind"))
+        .join(memberships, memberships.c.user_id == users.c.id)
+        .where(memberships.c.account_id == account_id, users.c.deleted_at.is_(None)),
+    ).subquery()
+    subject = literal("name:") + func.lower(names.c.name)
+    rows = await conn.execute(
+        select(names.c.name, names.c.kind, func.count().label("failures"), func.max(login_attempts.c.created_at))
+        .select_from(names.join(login_attempts, login_attempts.c.subject == subject))
+        .where(login_attempts.c.succeeded.is_(False), login_attempts.c.created_at >= since)
+        .group_by(names.c.name, names.c.kind)
+        .order_by(func.count().desc(), names.c.name)
+    )
+    return [LoginFailures(r[0], r[1], int(r[2]), as_utc(r[3])) for r in rows]

@@ -1,0 +1,94 @@
+"""Cost budgets (token buckets), one row per caller, spent and refilled in one conditional statement.
+
+A bucket holds `available` credits (a float, so slow refill rates lose nothing to rounding) and the time
+it was last touched (`updated_epoch`, seconds since the epoch, UTC). Callers are API users and dashboard
+users (`api_user:7`, `user:3`) or, before they authenticate, client addresses (`addr:203.0.113.9`), so
+the table is global, not account-owned."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Column, Float, String, Table, bindparam, case, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from giftledger.storage.tables import metadata
+
+throttle_buckets = Table(
+    "throttle_buckets",
+    metadata,
+    Column("subject", String(200), primary_key=True),
+    Column("available", Float, nullable=False),
+    Column("last_charge", Float, nullable=False),  # what the latest spend took: 0 when it was refused
+    Column("updated_epoch", Float, nullable=False),
+)
+
+
+@dataclass(frozen=True)
+class Spend:
+    charged: bool  # False: not enough credits, nothing taken
+    available: float  # after the spend (or the refusal)
+
+
+def _float(name: str, value: float) -> Any:
+    return bindparam(name, float(value), type_=Float)
+
+
+class Buckets:
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+
+    async def spend(self, subject: str, cost: float, *, maximum: float, per_second: float, now: float) -> Spend:
+        """Refill for the time elapsed (never above `maximum`), then take `cost` if there is that much.
+        A new caller starts full. One INSERT ... ON CONFLICT DO UPDATE, so concurrent requests of one caller
+        (several workers, several tills) never both spend the same credits."""
+        t = throttle_buckets
+        now_p, cost_p, max_p, rate_p = (
+            _float("now", now),
+            _float("cost", cost),
+            _float("maximum", maximum),
+            _float("per_second", per_second),
+        )
+        elapsed = case((t.c.updated_epoch < now_p, now_p - t.c.updated_epoch), else_=_float("zero", 0.0))
+        grown = t.c.available + elapsed * rate_p
+        refilled = case((grown > max_p, max_p), else_=grown)
+        enough = refilled >= cost_p
+        first_charge = cost if cost <= maximum else 0.0
+        insert = postgresql.insert(t) if self._conn.dialect.name == "postgresql" else sqlite.insert(t)
+        statement = (
+            insert.values(
+                subject=subject, available=maximum - first_charge, last_charge=first_charge, updated_epoch=now
+            )
+            .on_conflict_do_update(
+                index_elements=[t.c.subject],
+                set_={
+                    "available": case((enough, refilled - cost_p), else_=refilled),
+                    "last_charge": case((enough, cost_p), else_=_float("nothing", 0.0)),
+                    "updated_epoch": case((t.c.updated_epoch < now_p, now_p), else_=t.c.updated_epoch),
+                },
+            )
+            .returning(t.c.available, t.c.last_charge)
+        )
+        row = (await self._conn.execute(statement)).one()
+        return Spend(charged=float(row.last_charge) > 0, available=float(row.available))
+
+    async def refund(self, subject: str, amount: float, *, maximum: float) -> float | None:
+        """Give back credits a request was charged but did not use. The new balance, or None if unknown."""
+        t = throttle_buckets
+        grown = t.c.available + _float("amount", amount)
+        result = await self._conn.execute(
+            update(t)
+            .where(t.c.subject == subject)
+            .values(available=case((grown > _float("maximum", maximum), _float("cap", maximum)), else_=grown))
+            .returning(t.c.available)
+        )
+        value = result.scalar_one_or_none()
+        return float(value) if value is not None else None
+
+    async def available(self, subject: str) -> float | None:
+        value = (
+            await self._conn.execute(select(throttle_buckets.c.available).where(throttle_buckets.c.subject == subject))
+        ).scalar_one_or_none()
+        return float(value) if value is not None else None

@@ -1,0 +1,265 @@
+"""Read-only queries that audit one account's ledger against its invariants.
+
+Each check is one statement, so on PostgreSQL it reads one consistent snapshot even while tills keep
+writing; each returns how many rows it examined and the rows that break the rule.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import and_, case, func, literal, or_, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.orm import aliased
+
+from giftledger.domain.ledger import LineItemType
+from giftledger.storage.tables import cards, line_items, orders, transactions
+
+REVERSAL = int(LineItemType.REVERSAL)
+SALE = int(LineItemType.SALE)
+
+
+@dataclass(frozen=True)
+class Finding:
+    """The rows one check examined and the ones that broke its rule (as plain mappings)."""
+
+    examined: int
+    rows: list[dict[str, Any]]
+
+
+class LedgerAudit:
+    def __init__(self, conn: AsyncConnection, account_id: int) -> None:
+        self._conn = conn
+        self._account_id = account_id
+
+    async def _count(self, table: Any, *conditions: Any) -> int:
+        query = select(func.count()).select_from(table).where(table.c.account_id == self._account_id, *conditions)
+        return int((await self._conn.execute(query)).scalar_one())
+
+    async def _rows(self, query: Any) -> list[dict[str, Any]]:
+        return [dict(row._mapping) for row in (await self._conn.execute(query)).all()]
+
+    async def card_sums(self) -> Finding:
+        """Cards whose stored balance (or its tender or discount part) differs from the sum of their line items."""
+        summed = (
+            select(
+                line_items.c.card_id,
+                func.sum(line_items.c.value).label("value"),
+                func.sum(line_items.c.tender).label("tender"),
+                func.sum(line_items.c.discount).label("discount"),
+            )
+            .where(line_items.c.account_id == self._account_id)
+            .group_by(line_items.c.card_id)
+            .subquery()
+        )
+        value = func.coalesce(summed.c.value, 0)
+        tender = func.coalesce(summed.c.tender, 0)
+        discount = func.coalesce(summed.c.discount, 0)
+        query = (
+            select(
+                cards.c.id,
+                cards.c.card_reference,
+                cards.c.balance,
+                cards.c.tender_balance,
+                cards.c.discount_balance,
+                value.label("sum_value"),
+                tender.label("sum_tender"),
+                discount.label("sum_discount"),
+            )
+            .select_from(cards.outerjoin(summed, summed.c.card_id == cards.c.id))
+            .where(
+                cards.c.account_id == self._account_id,
+                or_(cards.c.balance != value, cards.c.tender_balance != tender, cards.c.discount_balance != discount),
+            )
+            .order_by(cards.c.id)
+        )
+        return Finding(await self._count(cards), await self._rows(query))
+
+    async def negative_balances(self) -> Finding:
+        """Cards holding less than nothing, in total or in either part."""
+        query = (
+            select(
+                cards.c.id, cards.c.card_reference, cards.c.balance, cards.c.tender_balance, cards.c.discount_balance
+            )
+            .where(
+                cards.c.account_id == self._account_id,
+                or_(cards.c.balance < 0, cards.c.tender_balance < 0, cards.c.discount_balance < 0),
+            )
+            .order_by(cards.c.id)
+        )
+        return Finding(await self._count(cards), await self._rows(query))
+
+    async def stock_holding_value(self) -> Finding:
+        """Unsold (stock) cards must hold nothing."""
+        query = (
+            select(cards.c.id, cards.c.card_reference, cards.c.balance)
+            .where(cards.c.account_id == self._account_id, cards.c.status == "stock", cards.c.balance != 0)
+            .order_by(cards.c.id)
+        )
+        return Finding(await self._count(cards, cards.c.status == "stock"), await self._rows(query))
+
+    async def line_item_splits(self) -> Finding:
+        """Line items whose value is zero or is not the sum of its tender and discount parts."""
+        query = (
+            select(line_items.c.id, line_items.c.value, line_items.c.tender, line_items.c.discount)
+            .where(
+                line_items.c.account_id == self._account_id,
+                or_(line_items.c.value == 0, line_items.c.value != line_items.c.tender + line_items.c.discount),
+            )
+            .order_by(line_items.c.id)
+        )
+        return Finding(await self._count(line_items), await self._rows(query))
+
+    async def reversal_links(self) -> Finding:
+        """Reversals that do not point at exactly one reversible line item of the same card, with the
+        opposite value and split; and line items other than reversals that point at something."""
+        target = aliased(line_items, name="target")
+        problem = case(
+            (
+                and_(line_items.c.type_id == REVERSAL, line_items.c.reverses_line_item_id.is_(None)),
+                literal("points at no line item"),
+            ),
+            (
+                and_(line_items.c.type_id != REVERSAL, line_items.c.reverses_line_item_id.is_not(None)),
+                literal("is not a reversal but points at a line item"),
+            ),
+            (target.c.id.is_(None), literal("points at a line item missing from this account")),
+            (target.c.type_id == REVERSAL, literal("points at another reversal")),
+            (
+                target.c.card_id != line_items.c.card_id,
+                literal("is on a different card from the line item it reverses"),
+            ),
+            (
+                or_(
+                    line_items.c.value != -target.c.value,
+                    and_(
+                        target.c.value < 0,
+                        or_(line_items.c.tender != -target.c.tender, line_items.c.discount != -target.c.discount),
+                    ),
+                ),
+                literal("does not undo the value of the line item it reverses"),
+            ),
+            else_=literal(None),
+        ).label("problem")
+        candidates = (
+            select(
+                line_items.c.id,
+                line_items.c.type_id,
+                line_items.c.value,
+                line_items.c.reverses_line_item_id,
+                target.c.value.label("target_value"),
+                problem,
+            )
+            .select_from(
+                line_items.outerjoin(
+                    target,
+                    and_(
+                        target.c.account_id == line_items.c.account_id,
+                        target.c.id == line_items.c.reverses_line_item_id,
+                    ),
+                )
+            )
+            .where(
+                line_items.c.account_id == self._account_id,
+                or_(line_items.c.type_id == REVERSAL, line_items.c.reverses_line_item_id.is_not(None)),
+            )
+            .subquery()
+        )
+        query = select(candidates).where(candidates.c.problem.is_not(None)).order_by(candidates.c.id)
+        examined = await self._count(
+            line_items, or_(line_items.c.type_id == REVERSAL, line_items.c.reverses_line_item_id.is_not(None))
+        )
+        return Finding(examined, await self._rows(query))
+
+    async def reversed_twice(self) -> Finding:
+        """Line items reversed more than once."""
+        query = (
+            select(
+                line_items.c.reverses_line_item_id.label("line_item_id"),
+                func.count().label("reversals"),
+            )
+            .where(line_items.c.account_id == self._account_id, line_items.c.reverses_line_item_id.is_not(None))
+            .group_by(line_items.c.reverses_line_item_id)
+            .having(func.count() > 1)
+            .order_by(line_items.c.reverses_line_item_id)
+        )
+        return Finding(await self._count(line_items, line_items.c.type_id == REVERSAL), await self._rows(query))
+
+    async def reused_references(self) -> Finding:
+        """merchant_transaction_references used by more than one transaction of the same merchant."""
+        query = (
+            select(
+                transactions.c.merchant_id,
+                transactions.c.merchant_transaction_reference,
+                func.count().label("transactions"),
+            )
+            .where(
+                transactions.c.account_id == self._account_id,
+                transactions.c.merchant_transaction_reference.is_not(None),
+            )
+            .group_by(transactions.c.merchant_id, transactions.c.merchant_transaction_reference)
+            .having(func.count() > 1)
+            .order_by(transactions.c.merchant_id, transactions.c.merchant_transaction_reference)
+        )
+        examined = await self._count(transactions, transactions.c.merchant_transaction_reference.is_not(None))
+        return Finding(examined, await self._rows(query))
+
+    async def order_totals(self) -> Finding:
+        """Orders whose total (tender) and discount total differ from their sale line items, that sold
+        nothing, or whose status disagrees with their sales' reversals (cancelled = every sale reversed)."""
+        reversal = aliased(line_items, name="reversal")
+        sales = (
+            select(
+                line_items.c.order_id,
+                func.count().label("sales"),
+                func.sum(line_items.c.tender).label("tender"),
+                func.sum(line_items.c.discount).label("discount"),
+                func.count(reversal.c.id).label("reversed"),
+            )
+            .select_from(
+                line_items.outerjoin(
+                    reversal,
+                    and_(
+                        reversal.c.account_id == line_items.c.account_id,
+                        reversal.c.reverses_line_item_id == line_items.c.id,
+                    ),
+                )
+            )
+            .where(
+                line_items.c.account_id == self._account_id,
+                line_items.c.type_id == SALE,
+                line_items.c.order_id.is_not(None),
+            )
+            .group_by(line_items.c.order_id)
+            .subquery()
+        )
+        count = func.coalesce(sales.c.sales, 0)
+        tender = func.coalesce(sales.c.tender, 0)
+        discount = func.coalesce(sales.c.discount, 0)
+        reversed_all = and_(count > 0, func.coalesce(sales.c.reversed, 0) == count)
+        query = (
+            select(
+                orders.c.id,
+                orders.c.total,
+                orders.c.discount_total,
+                orders.c.status,
+                count.label("sales"),
+                tender.label("sum_tender"),
+                discount.label("sum_discount"),
+                func.coalesce(sales.c.reversed, 0).label("reversed"),
+            )
+            .select_from(orders.outerjoin(sales, sales.c.order_id == orders.c.id))
+            .where(
+                orders.c.account_id == self._account_id,
+                or_(
+                    count == 0,
+                    orders.c.total != tender,
+                    orders.c.discount_total != discount,
+                    and_(orders.c.status == "cancelled", ~reversed_all),
+                    and_(orders.c.status != "cancelled", reversed_all),
+                ),
+            )
+            .order_by(orders.c.id)
+        )
+        return Finding(await self._count(orders), await self._rows(query))

@@ -1,0 +1,184 @@
+"""Many tills at once, over real HTTP against a live server, on both databases: the counts are exact,
+no till ever sees "database is locked", and `ledger verify` passes afterwards (the `account` fixture)."""
+
+from __future__ import annotations
+
+import random
+import sqlite3
+import threading
+from collections import Counter
+from typing import Any
+
+import pytest
+
+from tests.safety.helpers import NEGATIVE, Reply, execute_sql, post_concurrently
+from tests.safety.tills import adjustment, balance, new_card, reversal, sale, sell_new, send
+from tests.support import Api, Demo, LiveServer, snapshot, unchanged
+
+ROUNDS = 20
+CARDS_AT_ONCE = 4
+
+
+def _no_lock_errors(replies: list[Reply]) -> None:
+    for reply in replies:
+        assert reply.status == 200, reply
+        assert "locked" not in str(reply.body).lower(), reply
+
+
+def test_64_redemptions_of_1p_on_a_50p_card_exactly_50_succeed(
+    safety_server: LiveServer, account: Demo, till: Api
+) -> None:
+    """20 rounds, run CARDS_AT_ONCE at a time: 64 redemptions race on each card, and the cards race each other."""
+    for first in range(0, ROUNDS, CARDS_AT_ONCE):
+        cards = [sell_new(till, account, 50)[0] for _ in range(CARDS_AT_ONCE)]
+        requests = [adjustment(account, card, -1) for card in cards for _ in range(64)]
+        replies = post_concurrently(safety_server, till.token or "", requests)
+        _no_lock_errors(replies)
+        for index, card in enumerate(cards):
+            mine = replies[64 * index : 64 * (index + 1)]
+            outcomes = Counter("ok" if r.ok else r.code for r in mine)
+            assert outcomes == {"ok": 50, "NEGATIVE_BALANCE": 14}, (first + index, outcomes)
+            refused = [r for r in mine if not r.ok]
+            assert {r.body["errors"][0]["message"] for r in refused} == {NEGATIVE}
+            assert all(r.body["data"] == {"createBalanceAdjustment": None} for r in refused)
+            balances_seen = sorted(
+                r.body["data"]["createBalanceAdjustment"]["LineItem"]["Card"]["balance"] for r in mine if r.ok
+            )
+            assert balances_seen == list(range(50)), first + index  # each success saw its own balance
+            assert balance(till, card) == 0
+
+
+def test_200_top_ups_and_200_redemptions_at_once_end_at_1400p(
+    safety_server: LiveServer, account: Demo, till: Api
+) -> None:
+    card, _ = sell_new(till, account, 1000)
+    requests = [adjustment(account, card, 7) for _ in range(200)] + [adjustment(account, card, -5) for _ in range(200)]
+    random.Random(5).shuffle(requests)
+    replies = post_concurrently(safety_server, till.token or "", requests)
+    _no_lock_errors(replies)
+    assert [r.code for r in replies if not r.ok] == []
+    assert balance(till, card) == 1000 + 200 * 7 - 200 * 5 == 1400
+
+
+@pytest.mark.parametrize("value", [-300, 300], ids=["redemption", "top-up"])
+def test_16_concurrent_reversals_of_one_line_item_exactly_one_succeeds(
+    safety_server: LiveServer, account: Demo, till: Api, value: int
+) -> None:
+    card, _ = sell_new(till, account, 1000)
+    body = send(till, adjustment(account, card, value))
+    line_item_id = body["data"]["createBalanceAdjustment"]["LineItem"]["id"]
+    replies = post_concurrently(safety_server, till.token or "", [reversal(account, [line_item_id]) for _ in range(16)])
+    _no_lock_errors(replies)
+    succeeded = [r for r in replies if r.ok]
+    assert len(succeeded) == 1
+    [item] = succeeded[0].body["data"]["createReversal"]["LineItems"]
+    assert (item["value"], item["reverses_line_item_id"], item["Card"]["balance"]) == (-value, line_item_id, 1000)
+    refused = [r for r in replies if not r.ok]
+    assert [r.code for r in refused] == ["ALREADY_REVERSED"] * 15
+    assert {r.body["errors"][0]["message"] for r in refused} == {f"Line item {line_item_id} has already been reversed."}
+    assert balance(till, card) == 1000
+
+
+def _inject_fault(database_url: str, card: str, how: str) -> tuple[str, str]:
+    """DDL that makes activating `card` fail inside the sale's transaction, and the DDL that undoes it."""
+    if database_url.startswith("sqlite"):
+        create = (
+            "CREATE TRIGGER inject_fault BEFORE UPDATE OF status ON cards "
+            f"WHEN NEW.card_reference = '{card}' AND NEW.status = 'active' "
+            "BEGIN SELECT RAISE(ABORT, 'injected fault'); END"
+        )
+        return create, "DROP TRIGGER inject_fault"
+    action = (
+        "PERFORM pg_terminate_backend(pg_backend_pid()); RETURN NEW;"
+        if how == "connection lost"
+        else "RAISE EXCEPTION 'injected fault';"
+    )
+    create = (
+        "CREATE FUNCTION inject_fault() RETURNS trigger AS $$ BEGIN "
+        f"IF NEW.card_reference = '{card}' AND NEW.status = 'active' THEN {action} END IF; RETURN NEW; "
+        "END; $$ LANGUAGE plpgsql; "
+        "CREATE TRIGGER inject_fault BEFORE UPDATE OF status ON cards FOR EACH ROW EXECUTE FUNCTION inject_fault()"
+    )
+    return create, "DROP TRIGGER inject_fault ON cards; DROP FUNCTION inject_fault()"
+
+
+@pytest.mark.parametrize("how", ["server error", "connection lost"])
+def test_a_sale_of_10_cards_failing_after_the_7th_leaves_nothing_and_its_retry_sells_all_10(
+    safety_server: LiveServer, account: Demo, till: Api, how: str
+) -> None:
+    if how == "connection lost" and safety_server.database_url.startswith("sqlite"):
+        pytest.skip("an embedded SQLite database has no connection to lose")
+    cards = {number: 500 + 100 * index for index, number in enumerate(account.card_references)}
+    assert len(cards) == 10
+    eighth = list(cards)[7]
+    request = sale(account, cards)
+    create, drop = _inject_fault(safety_server.database_url, eighth, how)
+    execute_sql(safety_server.database_url, create)
+    try:
+        with unchanged(safety_server.database_url, account.account_id):
+            response = till.post(request["query"], request["variables"])
+    finally:
+        execute_sql(safety_server.database_url, drop)
+    expected = (503, "RETRYABLE") if how == "connection lost" else (500, "INTERNAL")
+    assert (response.status_code, response.json()["errors"][0]["extensions"]["code"]) == expected
+    assert response.json()["data"] == {"createOrder": None}
+    assert set(snapshot(safety_server.database_url, account.account_id).statuses.values()) == {"stock"}
+
+    retried = send(till, request)
+    assert "errors" not in retried, retried
+    items = retried["data"]["createOrder"]["LineItems"]
+    assert {i["Card"]["card_reference"]: (i["value"], i["Card"]["balance"]) for i in items} == {
+        card: (value, value) for card, value in cards.items()
+    }
+    assert all(balance(till, card) == value for card, value in cards.items())
+
+
+def test_sqlite_writers_queue_behind_another_process_instead_of_failing(
+    safety_server: LiveServer, account: Demo, till: Api
+) -> None:
+    if not safety_server.database_url.startswith("sqlite"):
+        pytest.skip("SQLite's single-writer lock")
+    card, _ = sell_new(till, account, 100)
+    path = safety_server.database_url.removeprefix("sqlite:///")
+    holder = sqlite3.connect(path, isolation_level=None, timeout=30, check_same_thread=False)
+    holder.execute("BEGIN IMMEDIATE")  # another process writing: the server cannot write until it ends
+    released = threading.Event()
+
+    def release_after_a_second() -> None:
+        released.wait(1.0)  # keep the database locked for one second while the tills pile in
+        holder.execute("COMMIT")
+        holder.close()
+
+    thread = threading.Thread(target=release_after_a_second)
+    thread.start()
+    try:
+        replies = post_concurrently(safety_server, till.token or "", [adjustment(account, card, -1) for _ in range(20)])
+    finally:
+        thread.join()
+    _no_lock_errors(replies)
+    assert [r.code for r in replies] == [None] * 20
+    assert balance(till, card) == 80
+
+
+def _concurrent_new_card_sales(account: Demo, count: int) -> list[dict[str, Any]]:
+    return [sale(account, {new_card(): 100}) for _ in range(count)]
+
+
+def test_concurrent_sales_of_different_cards_all_succeed(safety_server: LiveServer, account: Demo, till: Api) -> None:
+    replies = post_concurrently(safety_server, till.token or "", _concurrent_new_card_sales(account, 40))
+    _no_lock_errors(replies)
+    assert [r.code for r in replies] == [None] * 40
+
+
+def test_concurrent_sales_of_the_same_stock_card_sell_it_once(
+    safety_server: LiveServer, account: Demo, till: Api
+) -> None:
+    card = account.card_references[0]
+    replies = post_concurrently(safety_server, till.token or "", [sale(account, {card: 100}) for _ in range(12)])
+    _no_lock_errors(replies)
+    assert sorted(str(r.code) for r in replies) == ["None"] + ["VALIDATION"] * 11
+    refused = [r for r in replies if not r.ok]
+    assert {str(r.body["errors"][0]["validation"]) for r in refused} == {
+        str({"order_items.0.card_reference": ["This card has already been sold."]})
+    }
+    assert balance(till, card) == 100
