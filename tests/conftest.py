@@ -59,8 +59,15 @@ def database_url(
 
 @pytest.fixture(scope="session")
 def server(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    """A live `giftledger serve` process on the session database, over real HTTP."""
-    live = start_server(database_url, Path(tmp_path_factory.mktemp("server")))
+    """A live `giftledger serve` process on the session database, over real HTTP. Every test reaches it from
+    127.0.0.1, so the per-address login limit is lifted here (tests that refuse logins on purpose would
+    otherwise lock out the rest), and so is the per-address card-miss limit; both are tested on servers of
+    their own."""
+    live = start_server(
+        database_url,
+        Path(tmp_path_factory.mktemp("server")),
+        {"GIFTLEDGER_LOGIN_ADDRESS_FAILURE_LIMIT": "1000000", "GIFTLEDGER_CARD_MISS_ADDRESS_LIMIT": "1000000"},
+    )
     yield live
     live.stop()
 

@@ -31,7 +31,8 @@ class Settings:
     max_body_bytes: int = 65_536
     database_pool_size: int = 10
     statement_timeout_ms: int = 10_000
-    login_failure_limit: int = 10
+    login_failure_limit: int = 10  # failed logins per login name ...
+    login_address_failure_limit: int = 10  # ... and per client address, within the window
     login_failure_window_seconds: int = 900
     document_cache_size: int = 512
     # security (docs/security.md): key revocation, GraphQL limits, the cost budget, card-number guessing
@@ -109,6 +110,7 @@ def load_settings(env: Mapping[str, str] | None = None, *, database_url: str | N
         statement_timeout_ms=int(env.get("GIFTLEDGER_STATEMENT_TIMEOUT_MS", "10000")),
         max_body_bytes=number("MAX_BODY_BYTES", 65_536),
         login_failure_limit=number("LOGIN_FAILURE_LIMIT", 10),
+        login_address_failure_limit=number("LOGIN_ADDRESS_FAILURE_LIMIT", 10),
         login_failure_window_seconds=number("LOGIN_FAILURE_WINDOW_SECONDS", 900),
         revoked_key_ids=revoked,
         max_query_depth=number("MAX_QUERY_DEPTH", 10),

@@ -26,6 +26,7 @@ NO_THROTTLES = {
     "GIFTLEDGER_CARD_MISS_LIMIT": "100000000",
     "GIFTLEDGER_CARD_MISS_ADDRESS_LIMIT": "100000000",
     "GIFTLEDGER_LOGIN_FAILURE_LIMIT": "100000000",
+    "GIFTLEDGER_LOGIN_ADDRESS_FAILURE_LIMIT": "100000000",
 }
 
 NEGATIVE = "Applying this transaction would have resulted in a negative balance. Transaction not applied."

@@ -148,7 +148,12 @@ def test_login_throttling_over_http_gives_the_same_reply_for_real_and_unknown_na
 ) -> None:
     """Every attempt comes from 127.0.0.1 here, so the per-address count (4) is what throttles first: real and
     unknown names alternate and get byte-for-byte the same replies, before and after the throttle."""
-    with isolated_server(database_url, pg_base_url, tmp_path, {"GIFTLEDGER_LOGIN_FAILURE_LIMIT": "4"}) as server:
+    with isolated_server(
+        database_url,
+        pg_base_url,
+        tmp_path,
+        {"GIFTLEDGER_LOGIN_FAILURE_LIMIT": "4", "GIFTLEDGER_LOGIN_ADDRESS_FAILURE_LIMIT": "4"},
+    ) as server:
         demo = new_demo(server.database_url)
         ghost = f"ghost-{uuid.uuid4().hex[:10]}"
         till = Api(server)

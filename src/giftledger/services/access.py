@@ -37,8 +37,9 @@ async def log_in(
     since = utcnow() - timedelta(seconds=settings.login_failure_window_seconds)
     async with services.db.transaction() as conn:
         directory = Directory(conn)
-        for subject in subjects:
-            if await directory.recent_failures(subject, since) >= settings.login_failure_limit:
+        limits = (settings.login_failure_limit, settings.login_address_failure_limit)
+        for subject, limit in zip(subjects, limits, strict=True):
+            if await directory.recent_failures(subject, since) >= limit:
                 raise Throttled(LOGIN_THROTTLED)
     principal = None
     async with services.db.transaction() as conn:
