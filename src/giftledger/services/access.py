@@ -82,7 +82,7 @@ async def recognise(services: Services, token: str, *, account_id: int | None = 
     claims = services.tokens.verify(token)
     if claims is None:
         raise Unauthorized()
-    async with services.db.transaction() as conn:
+    async with services.db.read() as conn:
         directory = Directory(conn)
         if claims.subject_kind == "api_user":
             api_user = await directory.api_user(claims.subject_id)

@@ -16,8 +16,7 @@ from giftledger.services.till import (
     active_card,
     check_currency,
     check_merchant,
-    ensure_reference_unused,
-    till_actor,
+    open_till,
 )
 from giftledger.services.views import AdjustmentView, line_item_views
 from giftledger.storage.ledger import NewLineItem
@@ -52,8 +51,7 @@ async def adjust_balance(services: Services, principal: Principal, request: Adju
             await check_merchant(uow, principal, request.merchant_id, problems)
             problems.raise_if_any()
             assert reference and epos and request.value and request.merchant_id is not None
-            actor = await till_actor(uow, principal, request.merchant_id, epos)
-            await ensure_reference_unused(uow, request.merchant_id, tx_reference)
+            actor = await open_till(uow, principal, request.merchant_id, epos, tx_reference)
             await guessing.ensure_allowed(uow, services.settings, principal)
             card = await active_card(uow, reference, currency)
             split = movement_split(Holding(card.tender_balance, card.discount_balance), request.value)

@@ -18,7 +18,7 @@ from giftledger.domain.permissions import Permission
 from giftledger.domain.validation import Problems
 from giftledger.services.adjustments import translate_integrity
 from giftledger.services.context import Principal, Services, broke
-from giftledger.services.till import check_merchant, ensure_reference_unused, till_actor
+from giftledger.services.till import check_merchant, open_till
 from giftledger.services.views import ReversalView, line_item_views
 from giftledger.storage.ledger import Actor, NewLineItem
 from giftledger.storage.unit_of_work import UnitOfWork
@@ -53,8 +53,7 @@ async def reverse_line_items(services: Services, principal: Principal, request: 
             await check_merchant(uow, principal, request.merchant_id, problems)
             problems.raise_if_any()
             assert epos and request.merchant_id is not None
-            actor = await till_actor(uow, principal, request.merchant_id, epos)
-            await ensure_reference_unused(uow, request.merchant_id, tx_reference)
+            actor = await open_till(uow, principal, request.merchant_id, epos, tx_reference)
             transaction_id = await uow.ledger.open_transaction("reversal", actor, tx_reference)
             created = [
                 await reverse_one(uow, actor, transaction_id, index, item_id) for index, item_id in enumerate(ids)

@@ -14,7 +14,7 @@ from giftledger.domain.permissions import Permission
 from giftledger.domain.validation import Problems, is_email
 from giftledger.services.adjustments import translate_integrity
 from giftledger.services.context import Principal, Services, broke
-from giftledger.services.till import check_currency, check_merchant, ensure_reference_unused, till_actor
+from giftledger.services.till import check_currency, check_merchant, open_till
 from giftledger.services.views import OrderView, order_views
 from giftledger.storage.ledger import NewLineItem
 from giftledger.storage.unit_of_work import UnitOfWork
@@ -106,8 +106,7 @@ async def sell_cards(services: Services, principal: Principal, request: OrderReq
                 problems.add("total", "The total must equal the sum of the order items less their discounts.")
             problems.raise_if_any()
             assert epos and currency and request.merchant_id is not None and request.sales_channel_id
-            actor = await till_actor(uow, principal, request.merchant_id, epos)
-            await ensure_reference_unused(uow, request.merchant_id, tx_reference)
+            actor = await open_till(uow, principal, request.merchant_id, epos, tx_reference)
             transaction_id = await uow.ledger.open_transaction("order", actor, tx_reference, note)
             receipt_id = None
             if receipt is not None and receipt.email:

@@ -39,20 +39,17 @@ def check_currency(value: str | None, problems: Problems) -> str | None:
     return code
 
 
-async def till_actor(uow: UnitOfWork, principal: Principal, merchant_id: int, epos_reference: str) -> Actor:
-    """The actor for a till request: the EPOS reference must be mapped to a live site of this account."""
-    site_id = await uow.sites.site_for_reference(merchant_id, epos_reference)
+async def open_till(
+    uow: UnitOfWork, principal: Principal, merchant_id: int, epos_reference: str, reference: str | None
+) -> Actor:
+    """The actor for a till request, in one round trip: the EPOS reference must be mapped to a live site of
+    this account, and the till's merchant_transaction_reference must be new for its merchant."""
+    site_id, used = await uow.sites.till_context(merchant_id, epos_reference, reference)
     if site_id is None:
         raise SiteNotRecognised()
+    if used and reference is not None:
+        raise DuplicateReference(reference, await uow.ledger.ids_for_reference(merchant_id, reference) or [])
     return Actor(api_user_id=principal.api_user_id, user_id=principal.user_id, merchant_id=merchant_id, site_id=site_id)
-
-
-async def ensure_reference_unused(uow: UnitOfWork, merchant_id: int | None, reference: str | None) -> None:
-    if reference is None:
-        return
-    used = await uow.ledger.ids_for_reference(merchant_id, reference)
-    if used is not None:
-        raise DuplicateReference(reference, used)
 
 
 async def active_card(uow: UnitOfWork, reference: str, currency: str | None) -> CardRow:

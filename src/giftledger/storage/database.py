@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from giftledger.domain.errors import Retryable
@@ -114,23 +115,44 @@ class Database:
                 yield conn
 
     @asynccontextmanager
-    async def _begin(self) -> AsyncIterator[AsyncConnection]:
-        try:
-            async with self.engine.begin() as conn:
+    async def read(self) -> AsyncIterator[AsyncConnection]:
+        """A connection for reads that need no transaction of their own (one statement, or statements that
+        need not agree with each other). On PostgreSQL it runs in autocommit mode: no BEGIN and COMMIT round
+        trips on the hot path (the token check on every request). On SQLite it is an ordinary transaction."""
+        if self._sqlite_lock is not None:
+            async with self.transaction() as conn:
                 yield conn
-        except OperationalError as exc:
-            if _is_unavailable(exc):
-                raise Retryable() from exc
-            raise
-        except DBAPIError as exc:
-            if exc.connection_invalidated or _is_unavailable(exc):
-                raise Retryable() from exc
-            raise
-        except (TimeoutError, OSError, ConnectionError) as exc:
-            raise Retryable() from exc
+            return
+        async with _unavailable_is_retryable(), self.engine.connect() as conn:
+            yield await conn.execution_options(isolation_level="AUTOCOMMIT")
+
+    @asynccontextmanager
+    async def _begin(self) -> AsyncIterator[AsyncConnection]:
+        async with _unavailable_is_retryable(), self.engine.begin() as conn:
+            yield conn
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+
+@asynccontextmanager
+async def _unavailable_is_retryable() -> AsyncIterator[None]:
+    """Failures to reach the database (connection lost, server down or starting, pool exhausted, timeouts)
+    become `Retryable`: the transaction is gone and nothing was applied."""
+    try:
+        yield
+    except PoolTimeout as exc:
+        raise Retryable() from exc
+    except OperationalError as exc:
+        if _is_unavailable(exc):
+            raise Retryable() from exc
+        raise
+    except DBAPIError as exc:
+        if exc.connection_invalidated or _is_unavailable(exc):
+            raise Retryable() from exc
+        raise
+    except (TimeoutError, OSError, ConnectionError) as exc:
+        raise Retryable() from exc
 
 
 _UNAVAILABLE_MARKERS = (

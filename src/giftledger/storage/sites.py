@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, exists, false, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from giftledger.storage.clock import as_utc, utcnow
 from giftledger.storage.records import SiteRow
-from giftledger.storage.tables import site_mappings, sites
+from giftledger.storage.tables import site_mappings, sites, transactions
 
 
 def _site(row: Any) -> SiteRow:
@@ -83,6 +83,34 @@ class Sites:
         )
         value = found.scalar_one_or_none()
         return int(value) if value is not None else None
+
+    async def till_context(
+        self, merchant_id: int, epos_reference: str, reference: str | None
+    ) -> tuple[int | None, bool]:
+        """In one round trip: the live site mapped to `epos_reference` for this merchant (or None), and
+        whether the merchant already used `reference` in this account."""
+        site = (
+            select(site_mappings.c.site_id)
+            .join(sites, sites.c.id == site_mappings.c.site_id)
+            .where(
+                site_mappings.c.account_id == self._account_id,
+                site_mappings.c.merchant_id == merchant_id,
+                site_mappings.c.epos_reference == epos_reference,
+                sites.c.deleted_at.is_(None),
+            )
+            .scalar_subquery()
+        )
+        used = (
+            exists().where(
+                transactions.c.account_id == self._account_id,
+                transactions.c.merchant_id == merchant_id,
+                transactions.c.merchant_transaction_reference == reference,
+            )
+            if reference is not None
+            else false()
+        )
+        row = (await self._conn.execute(select(site.label("site_id"), used.label("used")))).one()
+        return (int(row.site_id) if row.site_id is not None else None), bool(row.used)
 
     async def mapping(self, merchant_id: int) -> dict[int, str]:
         """site id -> EPOS reference for one merchant."""
