@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint bench clean chromium
+.PHONY: install run test lint bench audit clean chromium
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,10 @@ lint: install
 bench: install
 	@command -v wrk >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk; }
 	$(BIN)/python bench/run.py $(ARGS)
+
+# Known vulnerabilities in the installed dependency set (needs PyPI's vulnerability service).
+audit: install
+	$(BIN)/pip-audit --skip-editable --strict --progress-spinner off
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
