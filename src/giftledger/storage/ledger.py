@@ -184,6 +184,7 @@ class Ledger:
     ) -> tuple[list[LineItemRow], int]:
         conditions = [
             line_items.c.account_id == self._account_id,
+            transactions.c.account_id == self._account_id,  # lets the (account, merchant, reference) index serve
             transactions.c.merchant_transaction_reference == reference,
         ]
         if merchant_id is not None:
