@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 from giftledger.domain.errors import Unauthorized
-from giftledger.services.access import recognise
+from giftledger.services.access import principal_for
 from giftledger.services.context import Principal, Services
 
 
@@ -21,10 +21,12 @@ class RequestContext:
         if self._principal is None:
             if not self.bearer_token:
                 raise Unauthorized()
-            recognised = await recognise(self.services, self.bearer_token)
-            self._principal = replace(recognised, client_address=self.client_address)
             claims = self.services.tokens.verify(self.bearer_token)
-            if claims is not None and self.services.tokens.needs_refresh(claims):
+            if claims is None:
+                raise Unauthorized()
+            recognised = await principal_for(self.services, claims)
+            self._principal = replace(recognised, client_address=self.client_address)
+            if self.services.tokens.needs_refresh(claims):
                 p = self._principal
                 self.issued_token = self.services.tokens.issue(p.kind, p.id, p.account_id, claims.version)
         return self._principal

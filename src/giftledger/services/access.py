@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from giftledger.auth.passwords import verify_password
+from giftledger.auth.tokens import TokenClaims
 from giftledger.domain.errors import Throttled, Unauthorized
 from giftledger.domain.permissions import Role
 from giftledger.services.context import Principal, Services
@@ -82,6 +83,11 @@ async def recognise(services: Services, token: str, *, account_id: int | None = 
     claims = services.tokens.verify(token)
     if claims is None:
         raise Unauthorized()
+    return await principal_for(services, claims, account_id=account_id)
+
+
+async def principal_for(services: Services, claims: TokenClaims, *, account_id: int | None = None) -> Principal:
+    """The principal for a token's verified claims (see `recognise`)."""
     async with services.db.read() as conn:
         directory = Directory(conn)
         if claims.subject_kind == "api_user":

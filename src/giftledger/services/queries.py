@@ -19,6 +19,7 @@ from giftledger.services.views import (
     line_item_views,
     order_views,
 )
+from giftledger.storage.people import Directory
 from giftledger.storage.records import ConsentRow, PriceModifierRow, ProductRow
 
 MAX_LIMIT = 100
@@ -130,8 +131,6 @@ async def list_products(services: Services, principal: Principal, account_id: in
 
 async def list_merchants(services: Services) -> dict[int, str]:
     async with services.db.transaction() as conn:
-        from giftledger.storage.people import Directory
-
         return await Directory(conn).merchants()
 
 
@@ -146,8 +145,6 @@ def fulfilment_methods() -> dict[int, str]:
 async def list_accounts(services: Services, principal: Principal) -> dict[int, str]:
     """The accounts the caller acts on: an API user's own; every membership of a dashboard user."""
     async with services.db.transaction() as conn:
-        from giftledger.storage.people import Directory
-
         directory = Directory(conn)
         if principal.user_id is not None:
             return {m.account_id: m.account_name for m in await directory.memberships(principal.user_id)}

@@ -70,8 +70,9 @@ class Sites:
         )
         return [_site(r) for r in rows]
 
-    async def site_for_reference(self, merchant_id: int, epos_reference: str) -> int | None:
-        found = await self._conn.execute(
+    def _site_for_reference(self, merchant_id: int, epos_reference: str) -> Any:
+        """The live site mapped to `epos_reference` for this merchant (a SELECT of its id)."""
+        return (
             select(site_mappings.c.site_id)
             .join(sites, sites.c.id == site_mappings.c.site_id)
             .where(
@@ -81,6 +82,9 @@ class Sites:
                 sites.c.deleted_at.is_(None),
             )
         )
+
+    async def site_for_reference(self, merchant_id: int, epos_reference: str) -> int | None:
+        found = await self._conn.execute(self._site_for_reference(merchant_id, epos_reference))
         value = found.scalar_one_or_none()
         return int(value) if value is not None else None
 
@@ -89,17 +93,7 @@ class Sites:
     ) -> tuple[int | None, bool]:
         """In one round trip: the live site mapped to `epos_reference` for this merchant (or None), and
         whether the merchant already used `reference` in this account."""
-        site = (
-            select(site_mappings.c.site_id)
-            .join(sites, sites.c.id == site_mappings.c.site_id)
-            .where(
-                site_mappings.c.account_id == self._account_id,
-                site_mappings.c.merchant_id == merchant_id,
-                site_mappings.c.epos_reference == epos_reference,
-                sites.c.deleted_at.is_(None),
-            )
-            .scalar_subquery()
-        )
+        site = self._site_for_reference(merchant_id, epos_reference).scalar_subquery()
         used = (
             exists().where(
                 transactions.c.account_id == self._account_id,
