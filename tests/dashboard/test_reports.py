@@ -80,6 +80,8 @@ async def test_report_periods_and_permissions(services: Services, demo: Demo) ->
     full_year = await reports.site_report(services, owner, date(2024, 1, 1), date(2024, 12, 31))  # 366 days
     assert full_year.period.starts_at == datetime(2024, 1, 1, tzinfo=UTC)
     assert full_year.period.ends_before == datetime(2025, 1, 1, tzinfo=UTC)
+    last_days = await reports.site_report(services, owner, date.max - timedelta(days=1), date.max)  # no 500
+    assert (last_days.total.cards_sold, last_days.period.ends_before) == (0, datetime.max.replace(tzinfo=UTC))
     for role in (Role.FOH_STAFF, Role.FOH_MANAGER):
         principal = await person(services, demo, role)
         with pytest.raises(Forbidden):

@@ -17,6 +17,7 @@ class Web:
 
     def __init__(self, app: Starlette, *, https: bool = False) -> None:
         address = f"10.{uuid.uuid4().int % 250}.{uuid.uuid4().int % 250}.{uuid.uuid4().int % 250}"
+        self.address = address  # the client address the application sees
         transport = httpx.ASGITransport(app=app, client=(address, 40000))
         scheme = "https" if https else "http"
         self.http = httpx.AsyncClient(transport=transport, base_url=f"{scheme}://dashboard.test")

@@ -16,7 +16,7 @@ from sqlalchemy import select
 from giftledger.domain.catalogue import POINTONE
 from giftledger.domain.errors import Forbidden
 from giftledger.domain.permissions import Role
-from giftledger.services import audit, setup
+from giftledger.services import audit, card_admin, setup
 from giftledger.services.audit import Attempt, AuditQueue, Where, mask_card
 from giftledger.services.context import Principal, Services
 from giftledger.storage.audit import AuditEventRow, audit_events
@@ -293,3 +293,80 @@ def test_the_queue_writes_what_waits_when_it_closes(database_url: str, demo: Dem
         return (await audit.list_events(services, operator(demo.account_id), operation=f"queued.{tag}")).total
 
     assert run_services(database_url, work) == 3
+
+
+def test_a_dashboard_change_never_points_at_another_accounts_rows(database_url: str, demo: Demo, other: Demo) -> None:
+    """`record_change` names a site and cards by id: only the account's own are linked and masked; ids of
+    another account (or made-up ones) stay in the details, so a record never points into another account."""
+    owner = Principal("user", 1, demo.account_id, Role.STORE_OWNER, None, demo.owner_email, "192.0.2.5")
+
+    async def ids(services: Services, account: Demo) -> tuple[int, int]:
+        [site, *_] = await setup.list_sites(services, operator(account.account_id))
+        card = await card_admin.find_card(services, operator(account.account_id), account.card_references[0])
+        return site.id, card
+
+    async def work(services: Services) -> list[AuditEventRow]:
+        (my_site, my_card), (their_site, their_card) = await ids(services, demo), await ids(services, other)
+        made = [
+            await audit.record_change(
+                services, owner, operation="dashboard.test.own", outcome=audit.ACCEPTED, site_id=my_site,
+                card_ids=[my_card, my_card],
+            ),
+            await audit.record_change(
+                services, owner, operation="dashboard.test.theirs", outcome=audit.REFUSED, error_code="NOT_FOUND",
+                site_id=their_site, card_ids=[their_card, my_card], detail={"token": "x", "reason": "r"},
+            ),
+            await audit.record_change(
+                services, None, operation="dashboard.test.nobody", outcome=audit.REFUSED, site_id=my_site,
+                card_ids=[my_card], client_address="192.0.2.6",
+            ),
+        ]  # fmt: skip
+        async with services.db.transaction() as conn:
+            rows = await conn.execute(select(*audit_events.c).where(audit_events.c.id.in_(made)))
+            return sorted((AuditEventRow(**r._mapping) for r in rows), key=lambda e: e.id)
+
+    own, theirs, nobody = run_services(database_url, work)
+    mine = run_services(database_url, lambda s: ids(s, demo))
+    their_ids = run_services(database_url, lambda s: ids(s, other))
+    assert (own.account_id, own.site_id, own.card, own.detail, own.client_address) == (
+        demo.account_id,
+        mine[0],
+        mask_card(demo.card_references[0]),
+        None,
+        "192.0.2.5",
+    )
+    assert (theirs.account_id, theirs.site_id, theirs.card, theirs.error_code) == (
+        demo.account_id,
+        None,
+        mask_card(demo.card_references[0]),
+        "NOT_FOUND",
+    )
+    assert detail(theirs) == {"site_id": their_ids[0], "card_ids": [their_ids[1]], "reason": "r"}
+    assert (nobody.account_id, nobody.actor_kind, nobody.site_id, nobody.card, nobody.client_address) == (
+        None,
+        "anonymous",
+        None,
+        None,
+        "192.0.2.6",
+    )
+    assert detail(nobody) == {"site_id": mine[0], "card_ids": [mine[1]]}
+
+
+def test_the_spreadsheet_export_defuses_formulas(database_url: str, demo: Demo) -> None:
+    formula = "=cmd|' /C calc'!A0@example.com"
+    tag = uuid.uuid4().hex[:8]
+
+    async def work(services: Services) -> tuple[str, str]:
+        sneaky = Principal("user", 7, demo.account_id, Role.STORE_OWNER, None, formula, "+1")
+        await audit.record(services, sneaky, operation=f"dashboard.test.{tag}", outcome=audit.ACCEPTED)
+        owner = operator(demo.account_id)
+        where = audit.TrailFilter(operation=f"dashboard.test.{tag}")
+        safe = "".join([line async for line in audit.export_spreadsheet_csv(services, owner, where)])
+        return safe, await audit.export_csv_text(services, owner, operation=f"dashboard.test.{tag}")
+
+    safe, plain = run_services(database_url, work)
+    [header, row] = safe.splitlines()
+    assert header == plain.splitlines()[0]
+    assert row.split(",")[2:5] == ["user", "7", f"'{formula}"]
+    assert row.split(",")[-2:] == ["'+1", ""]
+    assert plain.splitlines()[1].split(",")[4] == formula  # export_csv itself keeps the value as it is

@@ -45,6 +45,7 @@ SECTIONS: tuple[tuple[str | None, tuple[Link, ...]], ...] = (
             Link("Site Settings", "/settings/sites", Permission.SITE_MANAGE),
             Link("Integrations", "/settings/integrations", Permission.INTEGRATION_MANAGE),
             Link("Team", "/settings/team", Permission.TEAM_MANAGE),
+            Link("Audit Trail", "/settings/audit", Permission.AUDIT_READ),
         ),
     ),
 )

@@ -2,7 +2,10 @@
 
 Pages are plain functions of a `Page` (request + session + parsed form). `Dashboard.page` wraps them:
 it finds the session (or sends the browser to log in), checks the CSRF token of every POST, and turns
-the services' refusals into pages (403, 404, 409, 503). No business rule lives here."""
+the services' refusals into pages (403, 404, 409, 429, 503). `Dashboard.change` wraps a form that changes
+something the same way and writes exactly one audit record per form received, accepted or refused, after
+the page is done (so a refusal's record is not rolled back with the refused change). No business rule
+lives here."""
 
 from __future__ import annotations
 
@@ -14,13 +17,26 @@ from typing import Any
 from urllib.parse import quote
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.datastructures import FormData
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from giftledger.dashboard import navigation
-from giftledger.domain.errors import Conflict, DomainError, Forbidden, NotFound, Retryable, Unauthorized
+from giftledger.domain.errors import (
+    Conflict,
+    DomainError,
+    Forbidden,
+    NotFound,
+    Retryable,
+    Throttled,
+    Unauthorized,
+    ValidationFailed,
+)
 from giftledger.domain.permissions import Permission, allows
+from giftledger.services import audit
+from giftledger.services.audit import Scalar
 from giftledger.services.context import Principal, Services
 from giftledger.services.dashboard_sessions import DashboardSession, csrf_matches, open_session
 
@@ -30,6 +46,12 @@ SESSION_COOKIE = "gl_session"
 LOGIN_CSRF_COOKIE = "gl_login_csrf"
 CSRF_FIELD = "csrf_token"
 FORM_EXPIRED = "This form has expired. Go back, reload the page and try again."
+FORM_UNREADABLE = "This form could not be read. Go back, reload the page and try again."
+MAX_NOTE_LENGTH = 200  # a typed value kept in an audit record is cut to this many characters
+
+# The audit record's error code for a refusal a page showed itself (a form with its problems next to the
+# fields, say), when the page did not name the refusal (`Page.refused`).
+REFUSAL_CODES = {400: "VALIDATION", 403: "FORBIDDEN", 404: "NOT_FOUND", 409: "CONFLICT", 429: "THROTTLED"}
 
 SECURITY_HEADERS = {
     "Cache-Control": "no-store",
@@ -119,6 +141,32 @@ def safe_next(target: str | None) -> str:
     return target
 
 
+def client_address(request: Request) -> str | None:
+    """Where the request came from (behind a proxy: run uvicorn with `--proxy-headers`)."""
+    return request.client.host if request.client else None
+
+
+@dataclass
+class Change:
+    """What a form's audit record says besides who, when, from where and the outcome: filled in by the page
+    (`Page.note`) as it learns it, so a refused attempt says as much as it got to."""
+
+    site_id: int | None = None
+    card_ids: list[int] = field(default_factory=list)
+    account_id: int | None = None  # record in this account rather than the principal's (switching account)
+    detail: dict[str, Scalar | list[Scalar]] = field(default_factory=dict)
+
+
+def _cut(value: Scalar) -> Scalar:
+    if isinstance(value, str) and len(value) > MAX_NOTE_LENGTH:
+        return value[: MAX_NOTE_LENGTH - 1] + "…"
+    return value
+
+
+def _short(value: Scalar | list[Scalar]) -> Scalar | list[Scalar]:
+    return [_cut(v) for v in value] if isinstance(value, list) else _cut(value)
+
+
 @dataclass
 class Page:
     """One request to a signed-in page."""
@@ -128,6 +176,8 @@ class Page:
     session: DashboardSession
     form: FormData | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    change: Change = field(default_factory=Change)
+    refusal: DomainError | None = None  # a refusal the page showed itself (for the audit record's code)
 
     @property
     def services(self) -> Services:
@@ -136,6 +186,30 @@ class Page:
     @property
     def principal(self) -> Principal:
         return self.session.principal
+
+    def note(
+        self,
+        *,
+        site_id: int | None = None,
+        card_id: int | None = None,
+        account_id: int | None = None,
+        **detail: Scalar | list[Scalar],
+    ) -> None:
+        """Facts for this form's audit record: the site and card it concerns (ids of this account), and plain
+        details (ids, names, amounts; never a password, and keys naming a secret are dropped anyway)."""
+        if site_id is not None:
+            self.change.site_id = site_id
+        if card_id is not None and card_id not in self.change.card_ids:
+            self.change.card_ids.append(card_id)
+        if account_id is not None:
+            self.change.account_id = account_id
+        for key, value in detail.items():
+            self.change.detail[key] = _short(value)
+
+    def refused(self, error: DomainError) -> DomainError:
+        """Name the refusal a page shows itself, so the audit record carries its exact code."""
+        self.refusal = error
+        return error
 
     def field(self, name: str) -> str:
         """A text field of the posted form ("" when absent)."""
@@ -190,44 +264,124 @@ class Dashboard:
         return harden(HTMLResponse(html, status_code=status))
 
     def error_page(self, request: Request, session: DashboardSession | None, status: int, message: str) -> Response:
-        titles = {400: "Not possible", 403: "Not allowed", 404: "Not found", 409: "Not possible", 503: "Try again"}
+        titles = {
+            400: "Not possible",
+            403: "Not allowed",
+            404: "Not found",
+            409: "Not possible",
+            429: "Try again later",
+            503: "Try again",
+        }
         return self.render(
             request, "error.html", session=session, status=status, title=titles.get(status, "Error"), message=message
         )
 
     def page(self, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
-        """Wrap a page: sign-in required, CSRF-checked POSTs, refusals shown as pages."""
+        """Wrap a page that changes nothing: sign-in required, CSRF-checked POSTs, refusals shown as pages."""
+        return self._endpoint(handler, None)
 
+    def change(self, operation: str, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+        """Wrap a form that changes something, as `page` does, and write one audit record for every form a
+        signed-in person sends, under `operation`: accepted when the page answered with a success or a
+        redirect, refused (with the refusal's code) when it was refused anywhere: an expired or unreadable
+        form, a permission, a validation problem, a conflict, throttling, or an unexpected error."""
+        return self._endpoint(handler, operation)
+
+    def _endpoint(self, handler: Handler, operation: str | None) -> Callable[[Request], Awaitable[Response]]:
         async def endpoint(request: Request) -> Response:
+            address = client_address(request)
             try:
-                session = await open_session(self.services, request.cookies.get(SESSION_COOKIE))
+                session = await open_session(self.services, request.cookies.get(SESSION_COOKIE), client_address=address)
             except Retryable as error:
                 return self.error_page(request, None, 503, error.message)
             if session is None:
+                # Nobody to record: a form posted without a session names no one and no account, and
+                # writing a record for each would let anyone fill the log without limit.
                 if request.method == "GET":
                     target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
                     return harden(RedirectResponse(f"/login?next={quote(target, safe='')}", status_code=303))
                 return harden(RedirectResponse("/login", status_code=303))
             form = None
             if request.method == "POST":
-                form = await request.form(max_files=0, max_fields=500)
+                try:
+                    form = await request.form(max_files=0, max_fields=500)
+                except HTTPException:  # not a form this dashboard sends (files, too many fields)
+                    await self.audit(request, session.principal, operation, "BAD_FORM")
+                    return self.error_page(request, session, 400, FORM_UNREADABLE)
                 offered = form.get(CSRF_FIELD)
                 if not csrf_matches(session.csrf_token, offered if isinstance(offered, str) else None):
+                    await self.audit(request, session.principal, operation, "CSRF")
                     return self.error_page(request, session, 403, FORM_EXPIRED)
             page = Page(request, self, session, form)
             try:
-                return await handler(page)
-            except Unauthorized:
-                return harden(RedirectResponse("/login", status_code=303))
-            except Forbidden as error:
-                return self.error_page(request, session, 403, error.message)
-            except NotFound as error:
-                return self.error_page(request, session, 404, error.message)
-            except Conflict as error:
-                return self.error_page(request, session, 409, error.message)
-            except Retryable as error:
-                return self.error_page(request, session, 503, error.message)
+                response = await handler(page)
             except DomainError as error:
-                return self.error_page(request, session, 400, error.message)
+                response = self.refusal_page(request, session, error)
+                code: str | None = refusal_code(page.refusal or error)
+            except Exception:
+                await self.audit(request, session.principal, operation, "INTERNAL", page.change)
+                raise
+            else:
+                code = None
+                if response.status_code >= 400:
+                    code = page.refusal.code if page.refusal else REFUSAL_CODES.get(response.status_code, "REFUSED")
+            await self.audit(request, session.principal, operation, code, page.change)
+            return response
 
         return endpoint
+
+    def refusal_page(self, request: Request, session: DashboardSession, error: DomainError) -> Response:
+        """How a refusal the page did not show itself looks."""
+        if isinstance(error, Unauthorized):
+            return harden(RedirectResponse("/login", status_code=303))
+        if isinstance(error, Forbidden):
+            return self.error_page(request, session, 403, error.message)
+        if isinstance(error, NotFound):
+            return self.error_page(request, session, 404, error.message)
+        if isinstance(error, Conflict):
+            return self.error_page(request, session, 409, error.message)
+        if isinstance(error, Throttled):
+            return self.error_page(request, session, 429, error.message)
+        if isinstance(error, Retryable):
+            return self.error_page(request, session, 503, error.message)
+        if isinstance(error, ValidationFailed):  # its message is only "validation": say what was wrong
+            problems = "; ".join(f"{name}: {' '.join(messages)}" for name, messages in error.fields.items())
+            return self.error_page(request, session, 400, problems or error.message)
+        return self.error_page(request, session, 400, error.message)
+
+    async def audit(
+        self,
+        request: Request,
+        principal: Principal | None,
+        operation: str | None,
+        code: str | None,
+        change: Change | None = None,
+    ) -> None:
+        """Write the audit record of one form (nothing for a page that changes nothing). `code` is None
+        for an accepted change, else the refusal's code. A record that cannot be written is logged: the
+        answer the person gets does not change (an accepted change is already committed)."""
+        if operation is None:
+            return
+        change = change or Change()
+        try:
+            await audit.record_change(
+                self.services,
+                principal,
+                operation=operation,
+                outcome=audit.REFUSED if code else audit.ACCEPTED,
+                account_id=change.account_id if code is None else None,
+                site_id=change.site_id,
+                card_ids=change.card_ids,
+                error_code=code,
+                client_address=client_address(request),
+                detail=change.detail,
+            )
+        except (DomainError, SQLAlchemyError, OSError) as error:
+            log.error("audit record of %s (%s) not written: %s", operation, code or "accepted", type(error).__name__)
+
+
+def refusal_code(error: DomainError) -> str:
+    """The code of the refusal behind `error` (a page may pass a service's refusal on as a Conflict)."""
+    while isinstance(error.__cause__, DomainError):
+        error = error.__cause__
+    return error.code

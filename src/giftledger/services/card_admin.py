@@ -19,6 +19,7 @@ from giftledger.domain.errors import (
 from giftledger.domain.ledger import Holding, LineItemType, Split, movement_split
 from giftledger.domain.permissions import Permission
 from giftledger.domain.validation import MAX_AMOUNT, Problems
+from giftledger.services import guessing
 from giftledger.services.context import Principal, Services, broke
 from giftledger.services.reversals import reverse_one
 from giftledger.services.views import OrderView, order_views
@@ -42,7 +43,11 @@ class CardHistory:
 
 
 async def find_card(services: Services, principal: Principal, reference: str | None) -> int:
-    """The id of the card with this number or alias (spaces and dashes ignored), sold or not."""
+    """The id of the card with this number or alias (spaces and dashes ignored), sold or not.
+
+    A number that matches no card is a miss, counted per dashboard user and per client address exactly as
+    a till's balance check is; while the caller or its address is paused, every look-up by number is
+    refused (`CardLookupsThrottled`), even of a real card."""
     principal.require(Permission.CARD_READ)
     problems = Problems()
     cleaned = "".join(ch for ch in (reference or "") if ch not in " -")
@@ -50,8 +55,10 @@ async def find_card(services: Services, principal: Principal, reference: str | N
     problems.raise_if_any()
     assert number is not None
     async with services.unit_of_work(principal.account_id) as uow:
+        await guessing.ensure_allowed(uow, services.settings, principal)
         card = await uow.cards.find(number)
     if card is None:
+        await guessing.record_miss(services, principal)
         raise CardNotFound()
     return card.id
 

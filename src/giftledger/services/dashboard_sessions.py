@@ -71,9 +71,12 @@ async def start_session(services: Services, *, email: str, password: str, client
     return token
 
 
-async def open_session(services: Services, token: str | None) -> DashboardSession | None:
+async def open_session(
+    services: Services, token: str | None, *, client_address: str | None = None
+) -> DashboardSession | None:
     """The session a cookie names, or None when it is unknown, expired, or its user may no longer act on
-    the session's account (deleted, removed from the account, token version rotated)."""
+    the session's account (deleted, removed from the account, token version rotated). The principal
+    carries `client_address` (where this request came from: audit records and card-miss counts)."""
     if not token:
         return None
     async with services.db.transaction() as conn:
@@ -96,7 +99,7 @@ async def open_session(services: Services, token: str | None) -> DashboardSessio
         if current is None:
             await sessions.remove(row.id)
             return None
-        principal = Principal("user", user.id, current.account_id, Role(current.role), None, user.email)
+        principal = Principal("user", user.id, current.account_id, Role(current.role), None, user.email, client_address)
         if not allows(principal.role, Permission.DASHBOARD):
             return None
         return DashboardSession(

@@ -29,6 +29,8 @@ class Period:
 
     @property
     def ends_before(self) -> datetime:
+        if self.end == date.max:  # the calendar's last day has no next one
+            return datetime.max.replace(tzinfo=UTC)
         return datetime.combine(self.end + timedelta(days=1), time.min, tzinfo=UTC)
 
 
@@ -146,8 +148,9 @@ def _money(pence: int) -> str:
     return f"{sign}{whole}.{part:02d}"
 
 
-def _text(value: str | None) -> str:
-    """Text a spreadsheet must not run as a formula (CSV injection)."""
+def spreadsheet_text(value: str | None) -> str:
+    """Text a spreadsheet must not run as a formula (CSV injection): one starting with `=`, `+`, `-`, `@`,
+    a tab or a carriage return gets a leading `'`. Shared by every CSV the dashboard serves."""
     if not value:
         return ""
     return "'" + value if value[0] in "=+-@\t\r" else value
@@ -163,13 +166,13 @@ def export_row(row: ExportRow) -> list[str]:
         _money(row.tender),
         _money(row.discount),
         row.currency,
-        _text(row.site_name),
-        _text(row.merchant_name),
-        _text(row.merchant_transaction_reference),
+        spreadsheet_text(row.site_name),
+        spreadsheet_text(row.merchant_name),
+        spreadsheet_text(row.merchant_transaction_reference),
         str(row.order_id) if row.order_id is not None else "",
         row.created_at.strftime("%Y-%m-%d %H:%M:%S"),
-        _text(row.note),
-        _text(row.actor),
+        spreadsheet_text(row.note),
+        spreadsheet_text(row.actor),
         str(row.reverses_line_item_id) if row.reverses_line_item_id is not None else "",
         str(row.reversed_by_line_item_id) if row.reversed_by_line_item_id is not None else "",
     ]

@@ -5,6 +5,7 @@ Rows are written, never changed. `account_id` is empty for attempts that could n
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -13,7 +14,7 @@ from sqlalchemy import Column, DateTime, ForeignKey, Index, String, Table, Text,
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from giftledger.storage.clock import as_utc
-from giftledger.storage.tables import Id, api_users, login_attempts, memberships, metadata, users
+from giftledger.storage.tables import Id, api_users, login_attempts, memberships, metadata, sites, users
 
 audit_events = Table(
     "audit_events",
@@ -128,6 +129,16 @@ class AuditLog:
             .limit(limit)
         )
         return [_row(r) for r in rows]
+
+    async def site_names(self, site_ids: Iterable[int]) -> dict[int, str]:
+        """The names of these sites of the account, deleted ones included (audit rows keep pointing at them)."""
+        wanted = sorted(set(site_ids))
+        if not wanted or self._account_id is None:
+            return {}
+        rows = await self._conn.execute(
+            select(sites.c.id, sites.c.name).where(sites.c.account_id == self._account_id, sites.c.id.in_(wanted))
+        )
+        return {int(r[0]): str(r[1]) for r in rows}
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
@@ -11,10 +12,12 @@ from starlette.routing import Route
 from giftledger.dashboard.forms import optional_int
 from giftledger.dashboard.web import (
     FORM_EXPIRED,
+    FORM_UNREADABLE,
     LOGIN_CSRF_COOKIE,
     SESSION_COOKIE,
     Dashboard,
     Page,
+    client_address,
     harden,
     is_https,
     safe_next,
@@ -24,6 +27,7 @@ from giftledger.services import dashboard_sessions
 from giftledger.services.dashboard_sessions import SESSION_LIFETIME, csrf_matches, open_session
 
 WRONG_LOGIN = "The email or password is incorrect."
+LOGIN = "dashboard.login"
 LOGIN_CSRF_SECONDS = 3600
 
 
@@ -56,14 +60,21 @@ def routes(dashboard: Dashboard) -> list[Route]:
         return response
 
     async def login(request: Request) -> Response:
-        form = await request.form(max_files=0, max_fields=10)
+        """Signing in. A login that succeeds is written to the account's audit trail (`dashboard.login`). A
+        refused one names no account (the email may be anyone's, or nobody's): it is counted by the login
+        throttle instead (per email and per address; the Audit Trail page shows those failures), so that
+        guessing cannot fill the audit log without limit."""
+        try:
+            form = await request.form(max_files=0, max_fields=10)
+        except HTTPException:
+            return _login_page(request, status=400, error=FORM_UNREADABLE)
         email = str(form.get("email") or "")
         password = str(form.get("password") or "")
         offered = form.get("csrf_token")
         expected = request.cookies.get(LOGIN_CSRF_COOKIE)
         if not expected or not csrf_matches(expected, offered if isinstance(offered, str) else None):
             return _login_page(request, status=403, error=FORM_EXPIRED, email=email)
-        client = request.client.host if request.client else "unknown"
+        client = client_address(request) or "unknown"
         try:
             token = await dashboard_sessions.start_session(
                 dashboard.services, email=email, password=password, client_address=client
@@ -72,6 +83,9 @@ def routes(dashboard: Dashboard) -> list[Route]:
             return _login_page(request, status=429, error=error.message, email=email)
         except (Unauthorized, Forbidden):
             return _login_page(request, status=200, error=WRONG_LOGIN, email=email)
+        session = await open_session(dashboard.services, token, client_address=client_address(request))
+        if session is not None:
+            await dashboard.audit(request, session.principal, LOGIN, None)
         target = safe_next(str(form.get("next") or ""))
         response = harden(RedirectResponse(target, status_code=303))
         response.set_cookie(
@@ -94,9 +108,11 @@ def routes(dashboard: Dashboard) -> list[Route]:
 
     async def switch(page: Page) -> Response:
         account_id = optional_int(page.field("account_id"))
+        page.note(to_account_id=account_id if account_id is not None else page.field("account_id"))
         if account_id is None:
             raise Forbidden("You are not a member of that account.")
         await dashboard_sessions.switch_account(page.services, page.session, account_id)
+        page.note(account_id=account_id)  # recorded in the account switched to: it says nothing of the other
         return page.redirect("/", "switched")
 
     async def password_form(page: Page) -> Response:
@@ -117,8 +133,8 @@ def routes(dashboard: Dashboard) -> list[Route]:
     return [
         Route("/login", login_form, methods=["GET"]),
         Route("/login", login, methods=["POST"]),
-        Route("/logout", dashboard.page(logout), methods=["POST"]),
-        Route("/account", dashboard.page(switch), methods=["POST"]),
+        Route("/logout", dashboard.change("dashboard.logout", logout), methods=["POST"]),
+        Route("/account", dashboard.change("dashboard.account.switch", switch), methods=["POST"]),
         Route("/account/password", dashboard.page(password_form), methods=["GET"]),
-        Route("/account/password", dashboard.page(password), methods=["POST"]),
+        Route("/account/password", dashboard.change("dashboard.password.change", password), methods=["POST"]),
     ]

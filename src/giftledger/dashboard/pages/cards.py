@@ -19,6 +19,7 @@ from giftledger.domain.permissions import Permission, allows
 from giftledger.domain.validation import Problems
 from giftledger.services import card_admin, queries
 from giftledger.services.card_admin import ManualAdjustment
+from giftledger.services.guessing import CardLookupsThrottled
 from giftledger.storage.records import LineItemRow
 
 ORDERS_PER_PAGE = 25
@@ -30,13 +31,17 @@ def routes(dashboard: Dashboard) -> list[Route]:
 
     async def find(page: Page) -> Response:
         reference = page.field("card_reference")
+        values = {"card_reference": reference}
         try:
             card_id = await card_admin.find_card(page.services, page.principal, reference)
         except ValidationFailed as error:
-            return page.render("cards.html", status=400, errors=error.fields, values={"card_reference": reference})
+            return page.render("cards.html", status=400, errors=error.fields, values=values)
         except CardNotFound as error:
-            errors = {"card_reference": [error.message]}
-            return page.render("cards.html", status=404, errors=errors, values={"card_reference": reference})
+            return page.render("cards.html", status=404, errors={"card_reference": [error.message]}, values=values)
+        except CardLookupsThrottled as error:
+            response = page.render("cards.html", status=429, paused=error.message, values=values)
+            response.headers["Retry-After"] = str(error.retry_after_seconds)
+            return response
         return page.redirect(f"/cards/{card_id}")
 
     async def _card_page(page: Page, *, status: int = 200, **context: object) -> Response:
@@ -59,6 +64,8 @@ def routes(dashboard: Dashboard) -> list[Route]:
 
     async def adjust(page: Page) -> Response:
         card_id = page.path_int("card_id")
+        site_id = optional_int(page.field("site_id"))
+        page.note(card_id=card_id, site_id=site_id)
         problems = Problems()
         amount = pence(page.field("value"), "value", problems)
         direction = page.field("direction")
@@ -71,20 +78,24 @@ def routes(dashboard: Dashboard) -> list[Route]:
             "reason": page.field("reason"),
             "credit_as": page.field("credit_as") or "tender",
         }
+        page.note(amount=values["value"], direction=direction, reason=values["reason"], credit_as=values["credit_as"])
         try:
             problems.raise_if_any()
             assert amount is not None
             adjustment = ManualAdjustment(
                 value=-amount if direction == "debit" else amount,
-                site_id=optional_int(page.field("site_id")),
+                site_id=site_id,
                 reason=page.field("reason"),
                 credit_as=values["credit_as"],
             )
-            await card_admin.adjust_card(page.services, page.principal, card_id, adjustment)
+            page.note(value=adjustment.value)
+            item = await card_admin.adjust_card(page.services, page.principal, card_id, adjustment)
         except ValidationFailed as error:
             return await _card_page(page, status=400, errors=error.fields, values=values)
         except (NegativeBalance, CardNotFound) as error:
+            page.refused(error)
             return await _card_page(page, status=409, errors={"value": [error.message]}, values=values)
+        page.note(line_item_id=item.id)
         return page.redirect(f"/cards/{card_id}#history", "adjusted")
 
     async def _preview(page: Page) -> tuple[card_admin.CardHistory, LineItemRow]:
@@ -97,13 +108,16 @@ def routes(dashboard: Dashboard) -> list[Route]:
         return page.render("reverse.html", history=history, item=item, types=LineItemType)
 
     async def reverse(page: Page) -> Response:
+        page.note(card_id=page.path_int("card_id"), line_item_id=page.path_int("line_item_id"))
         history, item = await _preview(page)
+        page.note(site_id=item.site_id)
         try:
-            await card_admin.reverse_line_item(page.services, page.principal, item.id)
+            reversal = await card_admin.reverse_line_item(page.services, page.principal, item.id)
         except (AlreadyReversed, NegativeBalance) as error:
             raise Conflict(error.message) from error
         except ValidationFailed as error:
             raise Conflict("; ".join(m for messages in error.fields.values() for m in messages)) from error
+        page.note(reversal_line_item_id=reversal.id)
         return page.redirect(f"/cards/{history.card.id}#history", "reversed")
 
     async def orders(page: Page) -> Response:
@@ -115,14 +129,16 @@ def routes(dashboard: Dashboard) -> list[Route]:
         view = await card_admin.order_detail(page.services, page.principal, page.path_int("order_id"))
         return page.render("order.html", view=view, types=LineItemType)
 
-    p = dashboard.page
+    p, c = dashboard.page, dashboard.change
     return [
         Route("/cards", p(search), methods=["GET"]),
         Route("/cards", p(find), methods=["POST"]),
         Route("/cards/{card_id}", p(card), methods=["GET"]),
-        Route("/cards/{card_id}/adjust", p(adjust), methods=["POST"]),
+        Route("/cards/{card_id}/adjust", c("dashboard.card.adjust", adjust), methods=["POST"]),
         Route("/cards/{card_id}/line-items/{line_item_id}/reverse", p(confirm_reverse), methods=["GET"]),
-        Route("/cards/{card_id}/line-items/{line_item_id}/reverse", p(reverse), methods=["POST"]),
+        Route(
+            "/cards/{card_id}/line-items/{line_item_id}/reverse", c("dashboard.card.reverse", reverse), methods=["POST"]
+        ),
         Route("/orders", p(orders), methods=["GET"]),
         Route("/orders/{order_id}", p(order), methods=["GET"]),
     ]

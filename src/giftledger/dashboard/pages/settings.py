@@ -18,15 +18,18 @@ def routes(dashboard: Dashboard) -> list[Route]:
         return page.render("sites.html", sites=await account_settings.site_settings(page.services, page.principal))
 
     def _site_input(page: Page) -> setup.SiteInput:
-        return setup.SiteInput(page.field("name"), page.field("address"), page.field("reference"))
+        site = setup.SiteInput(page.field("name"), page.field("address"), page.field("reference"))
+        page.note(name=site.name, address=site.address, reference=site.reference)
+        return site
 
     async def add_site(page: Page) -> Response:
         site = _site_input(page)
         try:
-            await setup.add_site(page.services, page.principal, site)
+            site_id = await setup.add_site(page.services, page.principal, site)
         except ValidationFailed as error:
             rows = await account_settings.site_settings(page.services, page.principal)
             return page.render("sites.html", status=400, sites=rows, errors=error.fields, values=asdict(site))
+        page.note(site_id=site_id)
         return page.redirect("/settings/sites", "site-added")
 
     async def edit_site(page: Page) -> Response:
@@ -36,6 +39,7 @@ def routes(dashboard: Dashboard) -> list[Route]:
     async def save_site(page: Page) -> Response:
         site_id = page.path_int("site_id")
         site = _site_input(page)
+        page.note(site_id=site_id)
         try:
             await setup.update_site(page.services, page.principal, site_id, site)
         except ValidationFailed as error:
@@ -58,7 +62,9 @@ def routes(dashboard: Dashboard) -> list[Route]:
         )
 
     async def delete_site(page: Page) -> Response:
-        await setup.delete_site(page.services, page.principal, page.path_int("site_id"))
+        site_id = page.path_int("site_id")
+        page.note(site_id=site_id)
+        await setup.delete_site(page.services, page.principal, site_id)
         return page.redirect("/settings/sites", "site-deleted")
 
     # Integrations --------------------------------------------------------------------------------
@@ -74,8 +80,10 @@ def routes(dashboard: Dashboard) -> list[Route]:
 
     async def create_api_user(page: Page) -> Response:
         merchant_id = page.path_int("merchant_id")
+        page.note(merchant_id=merchant_id)
         view = await account_settings.integration(page.services, page.principal, merchant_id)
         created = await setup.create_api_user(page.services, page.principal, merchant_id)
+        page.note(api_user_id=created.id, username=created.username)  # never its password
         return page.render("api_user_created.html", integration=view, created=created)
 
     async def api_user_noted(page: Page) -> Response:
@@ -85,8 +93,9 @@ def routes(dashboard: Dashboard) -> list[Route]:
         return page.redirect(f"/settings/integrations/{merchant_id}", notice)
 
     async def _api_user(page: Page) -> tuple[account_settings.Integration, int, str]:
-        view = await account_settings.integration(page.services, page.principal, page.path_int("merchant_id"))
-        api_user_id = page.path_int("api_user_id")
+        merchant_id, api_user_id = page.path_int("merchant_id"), page.path_int("api_user_id")
+        page.note(merchant_id=merchant_id, api_user_id=api_user_id)
+        view = await account_settings.integration(page.services, page.principal, merchant_id)
         match = next((u for u in view.api_users if u.id == api_user_id), None)
         if match is None:
             raise NotFound("No such API user.")
@@ -107,14 +116,19 @@ def routes(dashboard: Dashboard) -> list[Route]:
         )
 
     async def delete_api_user(page: Page) -> Response:
-        view, api_user_id, _ = await _api_user(page)
+        view, api_user_id, username = await _api_user(page)
+        page.note(username=username)
         await setup.delete_api_user(page.services, page.principal, api_user_id)
         return page.redirect(f"/settings/integrations/{view.merchant_id}", "api-user-deleted")
 
     async def site_mapping(page: Page) -> Response:
         merchant_id = page.path_int("merchant_id")
+        page.note(merchant_id=merchant_id)
         view = await account_settings.integration(page.services, page.principal, merchant_id)
         references = {site.id: page.field(f"site_{site.id}") for site in view.sites}
+        page.note(
+            epos_references=[f"{site_id}={reference}" for site_id, reference in references.items() if reference.strip()]
+        )
         try:
             await setup.set_site_mapping(page.services, page.principal, merchant_id, references)
         except ValidationFailed as error:
@@ -122,17 +136,21 @@ def routes(dashboard: Dashboard) -> list[Route]:
             return page.render("integration.html", status=400, integration=view, values=values, errors=error.fields)
         return page.redirect(f"/settings/integrations/{merchant_id}#site-mapping", "mapping-saved")
 
-    p = dashboard.page
+    p, c = dashboard.page, dashboard.change
     return [
         Route("/settings/sites", p(sites), methods=["GET"]),
-        Route("/settings/sites", p(add_site), methods=["POST"]),
+        Route("/settings/sites", c("dashboard.site.add", add_site), methods=["POST"]),
         Route("/settings/sites/{site_id}/edit", p(edit_site), methods=["GET"]),
-        Route("/settings/sites/{site_id}", p(save_site), methods=["POST"]),
+        Route("/settings/sites/{site_id}", c("dashboard.site.edit", save_site), methods=["POST"]),
         Route("/settings/sites/{site_id}/delete", p(confirm_delete_site), methods=["GET"]),
-        Route("/settings/sites/{site_id}/delete", p(delete_site), methods=["POST"]),
+        Route("/settings/sites/{site_id}/delete", c("dashboard.site.delete", delete_site), methods=["POST"]),
         Route("/settings/integrations", p(integrations), methods=["GET"]),
         Route("/settings/integrations/{merchant_id}", p(integration), methods=["GET"]),
-        Route("/settings/integrations/{merchant_id}/api-users", p(create_api_user), methods=["POST"]),
+        Route(
+            "/settings/integrations/{merchant_id}/api-users",
+            c("dashboard.api_user.create", create_api_user),
+            methods=["POST"],
+        ),
         Route("/settings/integrations/{merchant_id}/api-users/noted", p(api_user_noted), methods=["POST"]),
         Route(
             "/settings/integrations/{merchant_id}/api-users/{api_user_id}/delete",
@@ -140,7 +158,13 @@ def routes(dashboard: Dashboard) -> list[Route]:
             methods=["GET"],
         ),
         Route(
-            "/settings/integrations/{merchant_id}/api-users/{api_user_id}/delete", p(delete_api_user), methods=["POST"]
+            "/settings/integrations/{merchant_id}/api-users/{api_user_id}/delete",
+            c("dashboard.api_user.delete", delete_api_user),
+            methods=["POST"],
         ),
-        Route("/settings/integrations/{merchant_id}/site-mapping", p(site_mapping), methods=["POST"]),
+        Route(
+            "/settings/integrations/{merchant_id}/site-mapping",
+            c("dashboard.site_mapping.save", site_mapping),
+            methods=["POST"],
+        ),
     ]

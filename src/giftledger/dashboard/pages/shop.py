@@ -28,22 +28,29 @@ def routes(dashboard: Dashboard) -> list[Route]:
         )
 
     def _read(page: Page) -> tuple[int | None, str]:
+        page.note(price=page.field("price"), description=page.field("description"))
         problems = Problems()
         price = pence(page.field("price"), "price", problems)
         problems.raise_if_any()
+        page.note(price=price)
         return price, page.field("description")
 
     async def add(page: Page) -> Response:
         try:
             price, description = _read(page)
             gift = await account_settings.in_store_gift(page.services, page.principal)
-            await setup.add_price_modifier(page.services, page.principal, gift.product.id, price, description)
+            page.note(product_id=gift.product.id)
+            modifier_id = await setup.add_price_modifier(
+                page.services, page.principal, gift.product.id, price, description
+            )
         except ValidationFailed as error:
             return await _invalid(page, error, None)
+        page.note(price_modifier_id=modifier_id)
         return page.redirect(PAGE, "modifier-added")
 
     async def save(page: Page) -> Response:
         modifier_id = page.path_int("modifier_id")
+        page.note(price_modifier_id=modifier_id)
         try:
             price, description = _read(page)
             await setup.update_price_modifier(page.services, page.principal, modifier_id, price, description)
@@ -52,13 +59,19 @@ def routes(dashboard: Dashboard) -> list[Route]:
         return page.redirect(PAGE, "modifier-saved")
 
     async def remove(page: Page) -> Response:
-        await setup.remove_price_modifier(page.services, page.principal, page.path_int("modifier_id"))
+        modifier_id = page.path_int("modifier_id")
+        page.note(price_modifier_id=modifier_id)
+        await setup.remove_price_modifier(page.services, page.principal, modifier_id)
         return page.redirect(PAGE, "modifier-removed")
 
-    p = dashboard.page
+    p, c = dashboard.page, dashboard.change
     return [
         Route(PAGE, p(show), methods=["GET"]),
-        Route(PAGE + "/price-modifiers", p(add), methods=["POST"]),
-        Route(PAGE + "/price-modifiers/{modifier_id}", p(save), methods=["POST"]),
-        Route(PAGE + "/price-modifiers/{modifier_id}/delete", p(remove), methods=["POST"]),
+        Route(PAGE + "/price-modifiers", c("dashboard.price_modifier.add", add), methods=["POST"]),
+        Route(PAGE + "/price-modifiers/{modifier_id}", c("dashboard.price_modifier.edit", save), methods=["POST"]),
+        Route(
+            PAGE + "/price-modifiers/{modifier_id}/delete",
+            c("dashboard.price_modifier.remove", remove),
+            methods=["POST"],
+        ),
     ]

@@ -32,6 +32,7 @@ def routes(dashboard: Dashboard) -> list[Route]:
 
     async def invite(page: Page) -> Response:
         values = {"email": page.field("email"), "name": page.field("name"), "role": page.field("role")}
+        page.note(email=values["email"], name=values["name"], role=values["role"])
         try:
             invitation = await team.invite_member(
                 page.services, page.principal, email=values["email"], name=values["name"], role=values["role"]
@@ -40,17 +41,22 @@ def routes(dashboard: Dashboard) -> list[Route]:
             return await _page(page, status=400, errors=error.fields, values=values)
         except Conflict as error:
             return await _page(page, status=409, errors={"email": [error.message]}, values=values)
+        page.note(user_id=invitation.user_id)  # never the initial password
         return page.render("team_invited.html", invitation=invitation)
 
     async def _member(page: Page) -> team.Member:
         user_id = page.path_int("user_id")
+        page.note(user_id=user_id)
         for member in await team.team_members(page.services, page.principal):
             if member.user_id == user_id:
+                page.note(email=member.email)
                 return member
         raise NotFound("No such team member.")
 
     async def change_role(page: Page) -> Response:
+        page.note(role=page.field("role"))
         member = await _member(page)
+        page.note(previous_role=member.role.value)
         try:
             await team.change_role(page.services, page.principal, member.user_id, page.field("role"))
         except ValidationFailed as error:
@@ -79,11 +85,11 @@ def routes(dashboard: Dashboard) -> list[Route]:
         await team.remove_member(page.services, page.principal, member.user_id)
         return page.redirect(PAGE, "member-removed")
 
-    p = dashboard.page
+    p, c = dashboard.page, dashboard.change
     return [
         Route(PAGE, p(show), methods=["GET"]),
-        Route(PAGE, p(invite), methods=["POST"]),
-        Route(PAGE + "/{user_id}/role", p(change_role), methods=["POST"]),
+        Route(PAGE, c("dashboard.team.invite", invite), methods=["POST"]),
+        Route(PAGE + "/{user_id}/role", c("dashboard.team.change_role", change_role), methods=["POST"]),
         Route(PAGE + "/{user_id}/remove", p(confirm_remove), methods=["GET"]),
-        Route(PAGE + "/{user_id}/remove", p(remove), methods=["POST"]),
+        Route(PAGE + "/{user_id}/remove", c("dashboard.team.remove", remove), methods=["POST"]),
     ]
