@@ -2,7 +2,8 @@
 physical limit (pgbench running the server's own redemption transaction) and a bare Starlette endpoint,
 all in one run on one machine.
 
-    python bench/run.py [--cards 100000] [--duration 10] [--connections 1,8,32] [--workers N] [--scale]
+    python bench/run.py [--cards 100000] [--duration 10] [--connections 1,8,32] [--workers N]
+                        [--scale-to 1000000]
 
 Uses the PostgreSQL named by TEST_DATABASE_URL (default: the local one) in a fresh database of its own,
 dropped at the end. Prints one table; exits non-zero if any request errored.
@@ -29,6 +30,9 @@ import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "bench"))
+
+import pgbench_script  # noqa: E402
 
 from giftledger.app import build_services  # noqa: E402
 from giftledger.config import Settings  # noqa: E402
@@ -66,6 +70,9 @@ class Bench:
     rows: list[Row] = field(default_factory=list)
     api_username: str = ""
     api_password: str = ""
+    account_id: int = 0
+    api_user_id: int = 0
+    scaled_from: int = 0
     token: str = ""
 
 
@@ -89,6 +96,7 @@ async def prepare(bench: Bench) -> int:
         await setup.set_site_mapping(services, op, POINTONE, {site: EPOS})
         new = await setup.create_api_user(services, op, POINTONE)
         bench.api_username, bench.api_password = new.username, new.password
+        bench.account_id, bench.api_user_id = account_id, new.id
         return account_id
     finally:
         await services.db.dispose()
@@ -329,12 +337,20 @@ def run_wrk(bench: Bench, script: str, url: str, connections: int, pid: int, dur
     )
 
 
-PGBENCH_REDEMPTION = BENCH / "pgbench" / "redemption.sql"
-
-
 def run_pgbench(bench: Bench, connections: int) -> Row:
-    """The limit: pgbench running the server's redemption transaction (bench/pgbench/redemption.sql)."""
+    """The limit: pgbench running the server's redemption statements (bench/pgbench_script.py)."""
+    settings = Settings(database_url=bench.database_url, secret_key=SECRET)
     with tempfile.TemporaryDirectory() as logs:
+        redemption = Path(logs) / "redemption.sql"
+        redemption.write_text(
+            pgbench_script.script(
+                account_id=bench.account_id,
+                api_user_id=bench.api_user_id,
+                epos=EPOS,
+                miss_limit=settings.card_miss_limit,
+                miss_address_limit=settings.card_miss_address_limit,
+            )
+        )
         done = subprocess.run(
             [
                 "pgbench",
@@ -353,7 +369,7 @@ def run_pgbench(bench: Bench, connections: int) -> Row:
                 "--log-prefix",
                 f"{logs}/pgb",
                 "-f",
-                str(PGBENCH_REDEMPTION),
+                str(redemption),
                 bench.database_url,
             ],
             capture_output=True,
@@ -370,6 +386,8 @@ def run_pgbench(bench: Bench, connections: int) -> Row:
                     failed += 1
                     continue
                 latencies.append(int(parts[2]))
+    if not latencies:
+        raise SystemExit("pgbench ran no transaction")
     latencies.sort()
     rps = len(latencies) / bench.duration
     return Row(
@@ -399,7 +417,7 @@ def stop(process: subprocess.Popen[bytes]) -> None:
         process.wait(timeout=30)
 
 
-def measure(bench: Bench, connections: list[int], scale_cards: int | None) -> None:
+def measure(bench: Bench, connections: list[int], scale_to: int | None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         server, url = start_giftledger(bench, Path(tmp) / "server.log")
         ping, ping_url = start_ping(bench, Path(tmp) / "ping.log")
@@ -426,9 +444,45 @@ def measure(bench: Bench, connections: list[int], scale_cards: int | None) -> No
             for row in mixed_rows:
                 row.operation, row.note = "login (mixed)", "beside 8 redeeming"
                 bench.rows.append(row)
+            if scale_to is not None and scale_to > bench.cards:
+                scale(bench, url, server.pid, scale_to)
         finally:
             stop(server)
             stop(ping)
+
+
+def scale(bench: Bench, url: str, pid: int, cards: int) -> None:
+    """The same server, the same database, grown to `cards`: balance checks and LineItems look-ups again at
+    8 connections, over all the cards, beside the figures at the first size."""
+    first = bench.cards
+    asyncio.run(load_cards(bench, bench.account_id, first + 1, cards + 1))
+    bench.cards = cards
+    for script in ("balance.lua", "line_items.lua"):
+        row = run_wrk(bench, script, url, 8, pid)
+        row.operation, row.note = f"{row.operation} (scale)", f"at {cards:,} cards"
+        bench.rows.append(row)
+    bench.scaled_from = first
+
+
+async def explain(bench: Bench) -> str:
+    """EXPLAIN ANALYZE of every hot statement on a card in the middle of the loaded range."""
+    statements = pgbench_script.plans_sql(
+        account_id=bench.account_id, api_user_id=bench.api_user_id, epos=EPOS, card=bench.cards // 2
+    )
+    conn = await asyncpg.connect(bench.database_url)
+    out = [f"Query plans at {bench.cards:,} cards (EXPLAIN ANALYZE; the redemption rolled back):", ""]
+    try:
+        for name, sql in statements.items():
+            transaction = conn.transaction()
+            await transaction.start()
+            try:
+                rows = await conn.fetch("EXPLAIN (ANALYZE, COSTS OFF, TIMING ON) " + sql)
+            finally:
+                await transaction.rollback()
+            out += [f"{name}:", "", "```", *(r[0] for r in rows), "```", ""]
+    finally:
+        await conn.close()
+    return "\n".join(out)
 
 
 def table(bench: Bench) -> str:
@@ -455,12 +509,20 @@ def table(bench: Bench) -> str:
             lines.append(f"- {c} connections: redemption / limit = {redeem.rps / limit.rps:.0%}")
         if ping and balance and ping.rps:
             lines.append(f"- {c} connections: balance check / HTTP ceiling = {balance.rps / ping.rps:.0%}")
+    for name in ("balance", "line_items"):
+        small, large = by.get((name, 8)), by.get((f"{name} (scale)", 8))
+        if small and large and small.p99_ms:
+            lines.append(
+                f"- {name} p99 at {bench.cards:,} cards / at {bench.scaled_from:,} cards = "
+                f"{large.p99_ms / small.p99_ms:.2f} ({large.p99_ms:.2f} / {small.p99_ms:.2f} ms)"
+            )
     return "\n".join(lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cards", type=int, default=100_000)
+    parser.add_argument("--scale-to", type=int, default=None, help="then grow to this many cards and measure again")
     parser.add_argument("--duration", type=int, default=10, help="seconds per measurement")
     parser.add_argument("--connections", default="1,8,32")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
@@ -487,10 +549,13 @@ def main() -> None:
     try:
         account_id = asyncio.run(prepare(bench))
         asyncio.run(load_cards(bench, account_id, 1, args.cards + 1))
-        measure(bench, [int(c) for c in args.connections.split(",")], None)
+        measure(bench, [int(c) for c in args.connections.split(",")], args.scale_to)
+        plans = asyncio.run(explain(bench))
     finally:
         asyncio.run(drop())
     print(table(bench))
+    print()
+    print(plans)
     if any(r.errors for r in bench.rows):
         raise SystemExit("some requests errored: see the errors column")
 

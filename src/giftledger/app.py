@@ -17,11 +17,11 @@ from giftledger.config import Settings
 from giftledger.dashboard import dashboard_routes
 from giftledger.services.context import Services
 from giftledger.storage import migrate
-from giftledger.storage.database import Database, create_engine
+from giftledger.storage.database import open_database
 
 
 def build_services(settings: Settings) -> Services:
-    engine = create_engine(
+    db = open_database(
         settings.database_url, pool_size=settings.database_pool_size, statement_timeout_ms=settings.statement_timeout_ms
     )
     tokens = TokenIssuer(
@@ -33,7 +33,7 @@ def build_services(settings: Settings) -> Services:
         issuer=settings.token_issuer,
         audience=settings.token_audience,
     )
-    return Services(db=Database(engine), settings=settings, tokens=tokens)
+    return Services(db=db, settings=settings, tokens=tokens)
 
 
 def create_app(settings: Settings) -> Starlette:

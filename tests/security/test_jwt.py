@@ -266,3 +266,18 @@ def test_forged_tokens_are_unauthorized_and_change_nothing(server: LiveServer, d
         False,
         {"code": "UNAUTHENTICATED"},
     )
+
+
+def test_a_verified_token_still_expires_on_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Verified tokens are remembered per process (signature and claims are checked once); their time
+    claims are checked on every use, so a remembered token is refused the moment it expires."""
+    issuer = TokenIssuer(NEW, lifetime_seconds=60)
+    token = issuer.issue("api_user", 7, 3, 0)
+    first = issuer.verify(token)
+    assert first == issuer.verify(token) == TokenClaims("api_user", 7, 3, 0, first.expires_at if first else 0)
+    real = time.time
+    monkeypatch.setattr(time, "time", lambda: real() + 61)
+    assert issuer.verify(token) is None
+    assert issuer.verify(token) is None  # forgotten, and refused by the full check too
+    monkeypatch.setattr(time, "time", real)
+    assert issuer.verify(token + "x") is None  # a token that differs in one character is checked afresh

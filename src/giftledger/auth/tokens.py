@@ -14,6 +14,7 @@ import jwt
 ALGORITHM = "HS256"
 # Every claim a token of ours carries; a token missing any of them is refused.
 REQUIRED_CLAIMS = ("exp", "iat", "nbf", "sub", "iss", "aud")
+VERIFIED_CACHE_SIZE = 10_000
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,10 @@ class TokenIssuer:
         self.refresh_window_seconds = refresh_window_seconds
         self._issuer = issuer
         self._audience = audience
+        # Tokens already verified, with the time from which they are valid: a till sends the same token with
+        # every request for an hour, and checking its signature and claims costs more than the rest of a
+        # balance check. Only the time claims can change their verdict, and they are checked on every use.
+        self._verified: dict[str, tuple[TokenClaims, int]] = {}
 
     @property
     def key_ids(self) -> tuple[str, ...]:
@@ -82,6 +87,22 @@ class TokenIssuer:
         """The token's claims, or None for any token that is not exactly right: another algorithm (`none`
         included), an unknown or revoked key, a bad signature, a missing, past or not-yet-valid time claim,
         another issuer or audience, or a subject that is not an API user or a user."""
+        known = self._verified.get(token)
+        if known is None:
+            known = self._verify(token)
+            if known is None:
+                return None
+            if len(self._verified) >= VERIFIED_CACHE_SIZE:
+                del self._verified[next(iter(self._verified))]  # the oldest entry
+            self._verified[token] = known
+        claims, valid_from = known
+        if valid_from <= time.time() < claims.expires_at:
+            return claims
+        del self._verified[token]
+        return None
+
+    def _verify(self, token: str) -> tuple[TokenClaims, int] | None:
+        """The claims and the time from which they are valid (the later of `nbf` and `iat`)."""
         try:
             header = jwt.get_unverified_header(token)
             key = self._keys.get(str(header.get("kid", "")))
@@ -98,7 +119,8 @@ class TokenIssuer:
             kind, _, raw_id = str(claims["sub"]).partition(":")
             if kind not in ("api_user", "user"):
                 return None
-            return TokenClaims(kind, int(raw_id), int(claims["acc"]), int(claims["ver"]), int(claims["exp"]))
+            found = TokenClaims(kind, int(raw_id), int(claims["acc"]), int(claims["ver"]), int(claims["exp"]))
+            return found, max(int(claims["nbf"]), int(claims["iat"]))
         except (jwt.PyJWTError, ValueError, KeyError, TypeError):
             return None
 

@@ -6,7 +6,15 @@ from dataclasses import dataclass
 
 from sqlalchemy.exc import IntegrityError
 
-from giftledger.domain.errors import NOT_EXPECTED, REQUIRED, CardNotFound, DuplicateReference, NegativeBalance
+from giftledger.domain.errors import (
+    NOT_EXPECTED,
+    REQUIRED,
+    CardNotFound,
+    DuplicateReference,
+    NegativeBalance,
+    SiteNotRecognised,
+    ValidationFailed,
+)
 from giftledger.domain.ledger import Holding, LineItemType, movement_split
 from giftledger.domain.permissions import Permission
 from giftledger.domain.validation import MAX_AMOUNT, Problems
@@ -18,8 +26,11 @@ from giftledger.services.till import (
     check_merchant,
     open_till,
 )
-from giftledger.services.views import AdjustmentView, line_item_views
+from giftledger.services.views import AdjustmentView, CardView, LineItemView, line_item_views
+from giftledger.storage.clock import utcnow
 from giftledger.storage.ledger import NewLineItem
+from giftledger.storage.native import NativePool
+from giftledger.storage.tills import ReferenceTaken, TillStatements
 
 
 @dataclass(frozen=True)
@@ -46,9 +57,24 @@ async def adjust_balance(services: Services, principal: Principal, request: Adju
         problems.add("value", NOT_EXPECTED)
     else:
         principal.require(Permission.CARD_REDEEM if request.value < 0 else Permission.CARD_TOP_UP)
+    if services.db.native is not None:
+        await check_merchant(services, principal, request.merchant_id, problems)
+        problems.raise_if_any()
+        assert reference and epos and currency and request.value and request.merchant_id is not None
+        return await _adjust_in_one_statement(
+            services,
+            services.db.native,
+            principal,
+            request.merchant_id,
+            epos,
+            tx_reference,
+            reference,
+            currency,
+            request.value,
+        )
     try:
         async with services.unit_of_work(principal.account_id) as uow:
-            await check_merchant(uow, principal, request.merchant_id, problems)
+            await check_merchant(services, principal, request.merchant_id, problems, uow)
             problems.raise_if_any()
             assert reference and epos and request.value and request.merchant_id is not None
             actor = await open_till(uow, principal, request.merchant_id, epos, tx_reference)
@@ -67,6 +93,56 @@ async def adjust_balance(services: Services, principal: Principal, request: Adju
     except CardNotFound:
         await guessing.record_miss(services, principal)
         raise
+
+
+async def _adjust_in_one_statement(
+    services: Services,
+    native: NativePool,
+    principal: Principal,
+    merchant_id: int,
+    epos: str,
+    tx_reference: str | None,
+    reference: str,
+    currency: str,
+    value: int,
+) -> AdjustmentView:
+    """PostgreSQL: the same checks and writes as below, in one statement (storage/tills.py)."""
+    now = utcnow()
+    statements = TillStatements(native)
+    try:
+        done = await statements.adjust(
+            principal.account_id,
+            merchant_id=merchant_id,
+            epos_reference=epos,
+            reference=tx_reference,
+            card_reference=reference,
+            currency=currency,
+            value=value,
+            api_user_id=principal.api_user_id,
+            user_id=principal.user_id,
+            actor=principal.name,
+            caller=guessing.caller(services.settings, principal, now),
+            now=now,
+        )
+    except ReferenceTaken:
+        done = None
+    if done is not None and done.site_id is None:
+        raise SiteNotRecognised()
+    if done is None or done.reference_used:
+        assert tx_reference is not None
+        raise DuplicateReference(
+            tx_reference, await statements.ids_for_reference(principal.account_id, merchant_id, tx_reference)
+        )
+    guessing.ensure_not_paused(services.settings, principal, done.misses, now)
+    if not done.card_active:
+        await guessing.record_miss(services, principal)
+        raise CardNotFound()
+    if done.card_currency != currency:
+        raise ValidationFailed.one("currency", NOT_EXPECTED)
+    if done.line_item is None or done.card is None:
+        raise NegativeBalance()
+    card, contact = done.card
+    return AdjustmentView(LineItemView(done.line_item, CardView(card, contact)))
 
 
 async def translate_integrity(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import functools
 import io
 import json
 import logging
@@ -33,6 +34,7 @@ from giftledger.storage.audit import AuditEventRow, AuditFilter, AuditLog, NewAu
 from giftledger.storage.cards import Cards
 from giftledger.storage.clock import utcnow
 from giftledger.storage.ledger import Ledger
+from giftledger.storage.native import DATABASE_ERRORS
 from giftledger.storage.sites import Sites
 
 log = logging.getLogger("giftledger.audit")
@@ -74,11 +76,18 @@ def mask_card(number: str) -> str:
     return "*" * len(number)
 
 
+@functools.lru_cache(maxsize=1024)
+def names_a_secret(key: str) -> bool:
+    """Whether a detail key could carry a secret (asked for the same few keys with every audit record)."""
+    lowered = key.lower()
+    return any(word in lowered for word in SECRET_WORDS)
+
+
 def clean_detail(detail: Detail | None) -> str | None:
     """The detail as compact JSON, without any key that names a secret."""
     if not detail:
         return None
-    kept = {key: value for key, value in detail.items() if not any(word in key.lower() for word in SECRET_WORDS)}
+    kept = {key: value for key, value in detail.items() if not names_a_secret(key)}
     return json.dumps(kept, sort_keys=True, separators=(",", ":"), default=str) if kept else None
 
 
@@ -107,9 +116,42 @@ async def add_event(
     at: datetime | None = None,
 ) -> int:
     """Write one audit row inside the caller's transaction (see `record`)."""
-    if outcome not in OUTCOMES:
-        raise ValueError(f"outcome must be one of {OUTCOMES}")
-    account = account_id if account_id is not None else principal.account_id if principal else None
+    event = await _event(
+        conn,
+        principal,
+        operation=operation,
+        outcome=outcome,
+        account_id=account_id,
+        site_id=site_id,
+        where=where,
+        card_references=card_references,
+        line_item_ids=line_item_ids,
+        error_code=error_code,
+        client_address=client_address,
+        detail=detail,
+        at=at,
+    )
+    return await AuditLog(conn, event.account_id).add(event)
+
+
+async def _event(
+    conn: AsyncConnection,
+    principal: Principal | None,
+    *,
+    operation: str,
+    outcome: str,
+    account_id: int | None = None,
+    site_id: int | None = None,
+    where: Where | None = None,
+    card_references: Iterable[str] = (),
+    line_item_ids: Iterable[int] = (),
+    error_code: str | None = None,
+    client_address: str | None = None,
+    detail: Detail | None = None,
+    at: datetime | None = None,
+) -> NewAuditEvent:
+    """The row `add_event` writes."""
+    account = _account_of(principal, account_id)
     numbers = [n for n in card_references if n and n.strip()]
     if account is not None and principal is not None and principal.account_id == account:
         if site_id is None and where is not None:
@@ -121,22 +163,43 @@ async def add_event(
                 card = await cards.get(item.card_id)
                 if card is not None:
                     numbers.append(card.card_reference)
-    masked = ", ".join(dict.fromkeys(mask_card(n) for n in numbers)) or None
-    return await AuditLog(conn, account).add(
-        NewAuditEvent(
-            account_id=account,
-            created_at=at or utcnow(),
-            actor_kind=principal.kind if principal else "anonymous",
-            actor_id=principal.id if principal else None,
-            actor_name=principal.name if principal else None,
-            site_id=site_id,
-            operation=operation[:100],
-            card=masked,
-            outcome=outcome,
-            error_code=error_code[:60] if error_code else None,
-            client_address=(client_address or (principal.client_address if principal else None) or None),
-            detail=clean_detail(detail),
-        )
+    return _new_event(
+        principal, operation, outcome, account, site_id, numbers, error_code, client_address, detail, at or utcnow()
+    )
+
+
+def _account_of(principal: Principal | None, account_id: int | None) -> int | None:
+    return account_id if account_id is not None else principal.account_id if principal else None
+
+
+def _new_event(
+    principal: Principal | None,
+    operation: str,
+    outcome: str,
+    account: int | None,
+    site_id: int | None,
+    card_numbers: Iterable[str],
+    error_code: str | None,
+    client_address: str | None,
+    detail: Detail | None,
+    at: datetime,
+) -> NewAuditEvent:
+    if outcome not in OUTCOMES:
+        raise ValueError(f"outcome must be one of {OUTCOMES}")
+    masked = ", ".join(dict.fromkeys(mask_card(n) for n in card_numbers)) or None
+    return NewAuditEvent(
+        account_id=account,
+        created_at=at,
+        actor_kind=principal.kind if principal else "anonymous",
+        actor_id=principal.id if principal else None,
+        actor_name=principal.name if principal else None,
+        site_id=site_id,
+        operation=operation[:100],
+        card=masked,
+        outcome=outcome,
+        error_code=error_code[:60] if error_code else None,
+        client_address=(client_address or (principal.client_address if principal else None) or None),
+        detail=clean_detail(detail),
     )
 
 
@@ -194,6 +257,10 @@ class Attempt:
     detail: Detail | None = None
 
 
+# Why a batch may not be written now (it waits and is tried again): the database is away or refused it.
+AUDIT_WRITE_ERRORS: tuple[type[Exception], ...] = (Retryable, SQLAlchemyError, OSError, *DATABASE_ERRORS)
+
+
 @dataclass
 class AuditQueue:
     """Audit records written behind the requests that made them: a batch per short delay, in one
@@ -242,22 +309,8 @@ class AuditQueue:
             while self._pending:
                 batch = [self._pending[i] for i in range(min(self.max_batch, len(self._pending)))]
                 try:
-                    async with self.services.db.transaction() as conn:
-                        for attempt in batch:
-                            await add_event(
-                                conn,
-                                attempt.principal,
-                                operation=attempt.operation,
-                                outcome=attempt.outcome,
-                                where=attempt.where,
-                                card_references=attempt.card_references,
-                                line_item_ids=attempt.line_item_ids,
-                                error_code=attempt.error_code,
-                                client_address=attempt.client_address,
-                                detail=attempt.detail,
-                                at=attempt.at,
-                            )
-                except (Retryable, SQLAlchemyError, OSError) as error:
+                    await _write_batch(self.services, batch)
+                except AUDIT_WRITE_ERRORS as error:
                     log.warning("audit records not written yet (%s); retrying", type(error).__name__)
                     return False
                 for _ in batch:
@@ -278,6 +331,52 @@ class AuditQueue:
             await self._task
         self._task = None
         await self._write_waiting()
+
+
+async def _write_batch(services: Services, batch: list[Attempt]) -> None:
+    """A batch of attempts in one transaction. On PostgreSQL one statement writes them all (each till's site
+    is looked up inside it), unless an attempt names line items (a reversal: their cards are read first)."""
+    native = services.db.native
+    if native is not None and not any(a.line_item_ids for a in batch):
+        rows = [
+            (
+                _new_event(
+                    a.principal,
+                    a.operation,
+                    a.outcome,
+                    _account_of(a.principal, None),
+                    None,
+                    [n for n in a.card_references if n and n.strip()],
+                    a.error_code,
+                    a.client_address,
+                    a.detail,
+                    a.at,
+                ),
+                (a.where.merchant_id, a.where.epos_reference) if a.where is not None and a.principal else None,
+            )
+            for a in batch
+        ]
+        await storage.AuditStatements(native).add(rows)
+        return
+    async with services.db.transaction() as conn:
+        await _write_batch_in(conn, batch)
+
+
+async def _write_batch_in(conn: AsyncConnection, batch: list[Attempt]) -> None:
+    for attempt in batch:
+        await add_event(
+            conn,
+            attempt.principal,
+            operation=attempt.operation,
+            outcome=attempt.outcome,
+            where=attempt.where,
+            card_references=attempt.card_references,
+            line_item_ids=attempt.line_item_ids,
+            error_code=attempt.error_code,
+            client_address=attempt.client_address,
+            detail=attempt.detail,
+            at=attempt.at,
+        )
 
 
 def _filter(operation: str | None, outcome: str | None, since: datetime | None, until: datetime | None) -> AuditFilter:

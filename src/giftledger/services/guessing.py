@@ -16,6 +16,7 @@ from giftledger.services.audit import REFUSED, add_event
 from giftledger.services.context import Principal, Services
 from giftledger.storage.clock import utcnow
 from giftledger.storage.guessing import CardMisses, MissCount
+from giftledger.storage.tills import Caller
 from giftledger.storage.unit_of_work import UnitOfWork
 
 PAUSED = "security.card_lookups_paused"
@@ -46,6 +47,40 @@ def _retry_after(found: MissCount, settings: Settings, now: datetime) -> int:
     return max(1, math.ceil((until - now).total_seconds()))
 
 
+def caller(settings: Settings, principal: Principal, now: datetime) -> Caller:
+    """Whose misses count for a look-up by `principal` at `now`, and the limits they are held to."""
+    return Caller(
+        subject=_subject(principal),
+        client_address=principal.client_address or None,
+        misses_since=now - timedelta(seconds=settings.card_miss_window_seconds),
+        caller_limit=settings.card_miss_limit,
+        address_limit=settings.card_miss_address_limit,
+    )
+
+
+def pause_seconds(
+    settings: Settings, principal: Principal, by_subject: MissCount, by_address: MissCount, now: datetime
+) -> int | None:
+    """Seconds until look-ups resume for this caller, given its misses and its address's; None: allowed."""
+    if _subject(principal) is None:
+        return None
+    waits: list[int] = []
+    if by_subject.count >= settings.card_miss_limit:
+        waits.append(_retry_after(by_subject, settings, now))
+    if principal.client_address and by_address.count >= settings.card_miss_address_limit:
+        waits.append(_retry_after(by_address, settings, now))
+    return max(waits) if waits else None
+
+
+def ensure_not_paused(
+    settings: Settings, principal: Principal, misses: tuple[MissCount, MissCount], now: datetime
+) -> None:
+    """Refuse a look-up whose statement counted these misses (of the caller, of its address) when paused."""
+    wait = pause_seconds(settings, principal, *misses, now)
+    if wait is not None:
+        raise CardLookupsThrottled(wait)
+
+
 async def _paused(misses: CardMisses, settings: Settings, principal: Principal, now: datetime) -> int | None:
     """Seconds until look-ups resume, or None when they are allowed."""
     subject = _subject(principal)
@@ -53,12 +88,7 @@ async def _paused(misses: CardMisses, settings: Settings, principal: Principal, 
         return None
     since = now - timedelta(seconds=settings.card_miss_window_seconds)
     by_subject, by_address = await misses.counts(subject, principal.client_address, since)
-    waits: list[int] = []
-    if by_subject.count >= settings.card_miss_limit:
-        waits.append(_retry_after(by_subject, settings, now))
-    if principal.client_address and by_address.count >= settings.card_miss_address_limit:
-        waits.append(_retry_after(by_address, settings, now))
-    return max(waits) if waits else None
+    return pause_seconds(settings, principal, by_subject, by_address, now)
 
 
 async def ensure_allowed(

@@ -19,8 +19,10 @@ from giftledger.services.views import (
     line_item_views,
     order_views,
 )
+from giftledger.storage.clock import utcnow
 from giftledger.storage.people import Directory
 from giftledger.storage.records import ConsentRow, PriceModifierRow, ProductRow
+from giftledger.storage.tills import TillStatements
 
 MAX_LIMIT = 100
 DEFAULT_LIMIT = 15
@@ -51,6 +53,19 @@ async def find_cards(
     size, number = _paging(limit, page, problems)
     reference = problems.card_reference("card_reference", card_reference) if card_reference is not None else None
     problems.raise_if_any()
+    if reference is not None and services.db.native is not None:  # the balance check: one statement
+        now = utcnow()
+        lookup = await TillStatements(services.db.native).find_card(
+            principal.account_id,
+            reference,
+            guessing.caller(services.settings, principal, now),
+            limit=size,
+            offset=(number - 1) * size,
+        )
+        guessing.ensure_not_paused(services.settings, principal, lookup.misses, now)
+        if lookup.total == 0:
+            await guessing.record_miss(services, principal)
+        return Page([CardView(card, contact) for card, contact in lookup.cards], lookup.total, size, number)
     async with services.unit_of_work(principal.account_id) as uow:
         if reference is not None:
             await guessing.ensure_allowed(uow, services.settings, principal)
@@ -78,6 +93,12 @@ async def find_line_items(
     reference = problems.reference("merchant_transaction_reference", merchant_transaction_reference, required=True)
     problems.raise_if_any()
     assert reference is not None
+    if services.db.native is not None:
+        found, total = await TillStatements(services.db.native).line_items_by_reference(
+            principal.account_id, principal.merchant_id, reference, limit=size, offset=(number - 1) * size
+        )
+        views = [LineItemView(item, CardView(card, contact)) for item, card, contact in found]
+        return Page(views, total, size, number)
     async with services.unit_of_work(principal.account_id) as uow:
         rows, total = await uow.ledger.page_by_reference(
             principal.merchant_id, reference, limit=size, offset=(number - 1) * size

@@ -50,7 +50,7 @@ async def reverse_line_items(services: Services, principal: Principal, request: 
     )
     try:
         async with services.unit_of_work(principal.account_id) as uow:
-            await check_merchant(uow, principal, request.merchant_id, problems)
+            await check_merchant(services, principal, request.merchant_id, problems, uow)
             problems.raise_if_any()
             assert epos and request.merchant_id is not None
             actor = await open_till(uow, principal, request.merchant_id, epos, tx_reference)

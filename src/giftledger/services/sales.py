@@ -98,7 +98,7 @@ async def sell_cards(services: Services, principal: Principal, request: OrderReq
     receipt = _check_receipt(request.receipt_contact, problems)
     try:
         async with services.unit_of_work(principal.account_id) as uow:
-            await check_merchant(uow, principal, request.merchant_id, problems)
+            await check_merchant(services, principal, request.merchant_id, problems, uow)
             lines = await _check_items(uow, request.order_items, problems)
             if request.total is None:
                 problems.add("total", REQUIRED)

@@ -12,21 +12,34 @@ from giftledger.domain.errors import (
     ValidationFailed,
 )
 from giftledger.domain.validation import Problems
-from giftledger.services.context import Principal
+from giftledger.services.context import Principal, Services
 from giftledger.storage.ledger import Actor
+from giftledger.storage.people import Directory
 from giftledger.storage.records import CardRow
 from giftledger.storage.unit_of_work import UnitOfWork
 
 
-async def check_merchant(uow: UnitOfWork, principal: Principal, merchant_id: int | None, problems: Problems) -> None:
-    """An API user may only act as its own POS merchant; a dashboard user as any known merchant."""
+async def check_merchant(
+    services: Services,
+    principal: Principal,
+    merchant_id: int | None,
+    problems: Problems,
+    uow: UnitOfWork | None = None,
+) -> None:
+    """An API user may only act as its own POS merchant; a dashboard user as any known merchant (read in
+    `uow` when given, else in a read of its own)."""
     if merchant_id is None:
         problems.add("merchant_id", REQUIRED)
     elif principal.merchant_id is not None:
         if merchant_id != principal.merchant_id:
             problems.add("merchant_id", NOT_EXPECTED)
-    elif merchant_id not in await uow.directory.merchants():
-        problems.add("merchant_id", NOT_EXPECTED)
+    elif uow is not None:
+        if merchant_id not in await uow.directory.merchants():
+            problems.add("merchant_id", NOT_EXPECTED)
+    else:
+        async with services.db.read() as conn:
+            if merchant_id not in await Directory(conn).merchants():
+                problems.add("merchant_id", NOT_EXPECTED)
 
 
 def check_currency(value: str | None, problems: Problems) -> str | None:

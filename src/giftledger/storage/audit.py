@@ -5,8 +5,8 @@ Rows are written, never changed. `account_id` is empty for attempts that could n
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
@@ -14,6 +14,7 @@ from sqlalchemy import Column, DateTime, ForeignKey, Index, String, Table, Text,
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from giftledger.storage.clock import as_utc
+from giftledger.storage.native import NativePool
 from giftledger.storage.tables import Id, api_users, login_attempts, memberships, metadata, sites, users
 
 audit_events = Table(
@@ -139,6 +140,45 @@ class AuditLog:
             select(sites.c.id, sites.c.name).where(sites.c.account_id == self._account_id, sites.c.id.in_(wanted))
         )
         return {int(r[0]): str(r[1]) for r in rows}
+
+
+_ADD_EVENTS = """
+INSERT INTO audit_events (account_id, created_at, actor_kind, actor_id, actor_name, site_id, operation, card,
+                          outcome, error_code, client_address, detail)
+SELECT e.account_id, e.created_at, e.actor_kind, e.actor_id, e.actor_name,
+       coalesce(e.site_id, (
+           SELECT site_mappings.site_id
+           FROM site_mappings
+           JOIN sites ON sites.account_id = site_mappings.account_id AND sites.id = site_mappings.site_id
+           WHERE site_mappings.account_id = e.account_id AND site_mappings.merchant_id = e.where_merchant_id
+             AND site_mappings.epos_reference = e.where_reference AND sites.deleted_at IS NULL)),
+       e.operation, e.card, e.outcome, e.error_code, e.client_address, e.detail
+FROM unnest($1::bigint[], $2::timestamptz[], $3::text[], $4::bigint[], $5::text[], $6::bigint[], $7::text[],
+            $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::bigint[], $14::text[])
+     AS e(account_id, created_at, actor_kind, actor_id, actor_name, site_id, operation, card, outcome, error_code,
+          client_address, detail, where_merchant_id, where_reference)
+"""
+
+_EVENT_FIELDS = tuple(f.name for f in fields(NewAuditEvent))
+Till = tuple[int, str]  # a till's merchant and EPOS reference, whose site (in the row's account) the row names
+
+
+class AuditStatements:
+    """PostgreSQL: a batch of rows in one statement, each `Till` resolved to its site inside it."""
+
+    def __init__(self, native: NativePool) -> None:
+        self._native = native
+
+    async def add(self, rows: Sequence[tuple[NewAuditEvent, Till | None]]) -> None:
+        if not rows:
+            return
+        columns: list[list[Any]] = [[] for _ in range(14)]
+        for event, till in rows:
+            values = (*(getattr(event, name) for name in _EVENT_FIELDS), *(till or (None, None)))
+            for column, value in zip(columns, values, strict=True):
+                column.append(value)
+        async with self._native.connection() as conn:
+            await conn.execute(_ADD_EVENTS, *columns)
 
 
 @dataclass(frozen=True)

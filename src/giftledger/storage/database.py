@@ -14,6 +14,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from giftledger.domain.errors import Retryable
+from giftledger.storage.native import NativePool
 
 
 def driver_url(url: str) -> str:
@@ -82,13 +83,31 @@ def _configure_sqlite(engine: AsyncEngine, *, busy_timeout_ms: int = SQLITE_BUSY
 SQLITE_QUEUE_TIMEOUT_S = 20.0
 
 
+def open_database(url: str, *, pool_size: int = 10, statement_timeout_ms: int = 10_000) -> Database:
+    """The database at `url`: SQLAlchemy's engine, and on PostgreSQL the hot statements' own pool."""
+    engine = create_engine(url, pool_size=pool_size, statement_timeout_ms=statement_timeout_ms)
+    native = (
+        None
+        if is_sqlite(engine)
+        else NativePool(url, size=pool_size, statement_timeout_ms=statement_timeout_ms)
+    )
+    return Database(engine, native=native)
+
+
 class Database:
     """Hands out transactions. SQLite writers are also queued in-process so a till never sees
     "database is locked": the process holds at most one SQLite transaction at a time, and a request
     that cannot get its turn within `queue_timeout_s` is refused as `Retryable` (nothing applied)."""
 
-    def __init__(self, engine: AsyncEngine, *, queue_timeout_s: float = SQLITE_QUEUE_TIMEOUT_S) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        *,
+        native: NativePool | None = None,
+        queue_timeout_s: float = SQLITE_QUEUE_TIMEOUT_S,
+    ) -> None:
         self.engine = engine
+        self.native = native  # PostgreSQL: the hot statements' asyncpg pool (storage/native.py)
         self._sqlite_lock = asyncio.Lock() if is_sqlite(engine) else None
         self._queue_timeout_s = queue_timeout_s
 
@@ -132,6 +151,8 @@ class Database:
             yield conn
 
     async def dispose(self) -> None:
+        if self.native is not None:
+            await self.native.close()
         await self.engine.dispose()
 
 

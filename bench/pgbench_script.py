@@ -1,0 +1,90 @@
+"""The pgbench script for the limit: the server's own redemption statements, text for text.
+
+A till's redemption on PostgreSQL is two statements, each committing on its own: the token check
+(`storage.tills._API_USER`) and the redemption (`storage.tills._ADJUST`). This module takes both from the
+server's code and binds each `$n` to the value the server binds for `createBalanceAdjustment(-1)` on a random
+loaded card with a fresh `merchant_transaction_reference`, so pgbench (`-M prepared`) runs exactly what the
+server runs and cannot drift from it. Not included: the audit record, which the server writes behind the
+request, many attempts to a statement (`storage.audit._ADD_EVENTS`)."""
+
+from __future__ import annotations
+
+import re
+
+from giftledger.domain.catalogue import POINTONE
+from giftledger.domain.ledger import LineItemType
+from giftledger.storage import tills
+
+
+def _bind(sql: str, values: dict[int, str]) -> str:
+    """`sql` with each `$n` replaced by `values[n]` (parenthesised), on one line for pgbench."""
+    bound = re.sub(r"\$(\d+)\b", lambda m: f"({values[int(m.group(1))]})", sql)
+    return " ".join(bound.split())
+
+
+def plans_sql(*, account_id: int, api_user_id: int, epos: str, card: int) -> dict[str, str]:
+    """The hot statements bound to one loaded card, for EXPLAIN (the redemption in a rolled-back transaction)."""
+    number = f"'B{card:012d}'"
+    caller = (f"'api_user:{api_user_id}'", "'127.0.0.1'", "now() - interval '10 minutes'")
+    return {
+        "balance check (Cards by card_reference)": _bind(
+            tills._FIND_CARD,
+            {1: str(account_id), 2: number, 3: caller[0], 4: caller[1], 5: caller[2], 6: "1", 7: "0"},
+        ),
+        "LineItems by merchant_transaction_reference": _bind(
+            tills._LINE_ITEMS, {1: str(account_id), 2: str(POINTONE), 3: f"'L{card}'", 4: "1", 5: "0"}
+        ),
+        "redemption (createBalanceAdjustment)": _bind(
+            tills._ADJUST,
+            {
+                1: str(account_id),
+                2: str(POINTONE),
+                3: f"'{epos}'",
+                4: "'explain-1'",
+                5: number,
+                6: "'GBP'",
+                7: "-1",
+                8: str(int(LineItemType.REDEMPTION)),
+                9: str(api_user_id),
+                10: "NULL",
+                11: "now()",
+                12: caller[0],
+                13: caller[1],
+                14: caller[2],
+                15: "30",
+                16: "100",
+            },
+        ),
+        "token check": _bind(tills._API_USER, {1: str(api_user_id)}),
+    }
+
+
+def script(*, account_id: int, api_user_id: int, epos: str, miss_limit: int, miss_address_limit: int) -> str:
+    card = "'B' || lpad(:n::text, 12, '0')"
+    adjust = {
+        1: str(account_id),
+        2: str(POINTONE),
+        3: f"'{epos}'",
+        4: "'p' || :client_id || '-' || :r",
+        5: card,
+        6: "'GBP'",
+        7: "-1",
+        8: str(int(LineItemType.REDEMPTION)),
+        9: str(api_user_id),
+        10: "NULL",
+        11: "now()",
+        12: f"'api_user:{api_user_id}'",
+        13: "'127.0.0.1'",
+        14: "now() - interval '10 minutes'",
+        15: str(miss_limit),
+        16: str(miss_address_limit),
+    }
+    return "\n".join(
+        [
+            "\\set n random(1, :cards)",
+            "\\set r random(1, 9000000000000000)",
+            _bind(tills._API_USER, {1: str(api_user_id)}) + ";",
+            _bind(tills._ADJUST, adjust) + ";",
+            "",
+        ]
+    )
