@@ -22,8 +22,10 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import asyncpg  # type: ignore[import-untyped]
 import httpx
@@ -41,6 +43,7 @@ from giftledger.services import setup  # noqa: E402
 from giftledger.storage import migrate  # noqa: E402
 
 BENCH = Path(__file__).resolve().parent
+T = TypeVar("T")
 SECRET = "bench-secret-key-" + "x" * 40
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/test"
 EPOS = "bench"
@@ -56,6 +59,7 @@ class Row:
     p99_ms: float
     errors: int
     cpu_ms_per_request: float | None = None
+    db_cpu_ms_per_request: float | None = None
     rss_mb: float | None = None
     note: str = ""
 
@@ -141,7 +145,13 @@ async def load_cards(bench: Bench, account_id: int, start: int, stop: int) -> No
                     site_id,
                 )
             progress("loading cards", high - 1, stop - 1)
-        await conn.execute("ANALYZE")
+        # As a database that grew over months would be: vacuumed, analysed, and the load's WAL checkpointed,
+        # so the measurement does not run beside the bulk load's own write-back.
+        await conn.execute("VACUUM ANALYZE")
+        try:
+            await conn.execute("CHECKPOINT")
+        except asyncpg.InsufficientPrivilegeError:
+            sys.stderr.write("CHECKPOINT needs a superuser (or pg_checkpoint); measuring without it\n")
     finally:
         await conn.close()
 
@@ -234,6 +244,43 @@ def process_tree(pid: int) -> list[int]:
     return pids
 
 
+def postgres_pids() -> list[int]:
+    """Every PostgreSQL process on this machine (the server's backends, the WAL writer, ...)."""
+    found = []
+    for child in Path("/proc").iterdir():
+        if child.name.isdigit():
+            try:
+                if (child / "comm").read_text().strip() == "postgres":
+                    found.append(int(child.name))
+            except OSError:
+                continue
+    return found
+
+
+def database_cpu(work: Callable[[], T]) -> tuple[T, float]:
+    """`work()`, and the CPU seconds PostgreSQL's processes spent meanwhile. Backends come and go, so they
+    are read every 0.1 s: one opened meanwhile counts in full, one that exits loses at most its last 0.1 s."""
+    before = {p: cpu_seconds([p]) for p in postgres_pids()}
+    latest = dict(before)
+    stop = threading.Event()
+
+    def sample() -> None:
+        while True:
+            for p in postgres_pids():
+                latest[p] = max(latest.get(p, 0.0), cpu_seconds([p]))
+            if stop.wait(0.1):
+                return
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        result = work()
+    finally:
+        stop.set()
+        sampler.join()
+    return result, sum(used - before.get(p, 0.0) for p, used in latest.items())
+
+
 def cpu_seconds(pids: list[int]) -> float:
     ticks = os.sysconf("SC_CLK_TCK")
     total = 0.0
@@ -294,24 +341,26 @@ def run_wrk(bench: Bench, script: str, url: str, connections: int, pid: int, dur
     pids = process_tree(pid)
     before = cpu_seconds(pids)
     with Sampler(pid) as sampler:
-        result = subprocess.run(
-            [
-                "wrk",
-                "-t",
-                str(threads),
-                "-c",
-                str(connections),
-                "-d",
-                f"{duration or bench.duration}s",
-                "--latency",
-                "-s",
-                str(BENCH / "wrk" / script),
-                url,
-            ],
-            env=env,
-            capture_output=True,
-            text=True,
-            check=True,
+        result, db_used = database_cpu(
+            lambda: subprocess.run(
+                [
+                    "wrk",
+                    "-t",
+                    str(threads),
+                    "-c",
+                    str(connections),
+                    "-d",
+                    f"{duration or bench.duration}s",
+                    "--latency",
+                    "-s",
+                    str(BENCH / "wrk" / script),
+                    url,
+                ],
+                env=env,
+                capture_output=True,
+                text=True,
+                check=True,
+            )
         )
     used = cpu_seconds(process_tree(pid)) - before
     out = result.stdout
@@ -333,7 +382,8 @@ def run_wrk(bench: Bench, script: str, url: str, connections: int, pid: int, dur
         p99,
         errors,
         used * 1000 / requests if requests else None,
-        sampler.peak,
+        rss_mb=sampler.peak,
+        db_cpu_ms_per_request=db_used * 1000 / requests if requests else None,
     )
 
 
@@ -342,38 +392,41 @@ def run_pgbench(bench: Bench, connections: int) -> Row:
     settings = Settings(database_url=bench.database_url, secret_key=SECRET)
     with tempfile.TemporaryDirectory() as logs:
         redemption = Path(logs) / "redemption.sql"
-        redemption.write_text(
-            pgbench_script.script(
-                account_id=bench.account_id,
-                api_user_id=bench.api_user_id,
-                epos=EPOS,
-                miss_limit=settings.card_miss_limit,
-                miss_address_limit=settings.card_miss_address_limit,
-            )
+        text, variables = pgbench_script.script(
+            account_id=bench.account_id,
+            api_user_id=bench.api_user_id,
+            epos=EPOS,
+            miss_limit=settings.card_miss_limit,
+            miss_address_limit=settings.card_miss_address_limit,
         )
-        done = subprocess.run(
-            [
-                "pgbench",
-                "-n",
-                "-M",
-                "prepared",
-                "-c",
-                str(connections),
-                "-j",
-                str(max(1, min(connections, 2))),
-                "-T",
-                str(bench.duration),
-                "-D",
-                f"cards={bench.cards}",
-                "-l",
-                "--log-prefix",
-                f"{logs}/pgb",
-                "-f",
-                str(redemption),
-                bench.database_url,
-            ],
-            capture_output=True,
-            text=True,
+        redemption.write_text(text)
+        defines = [f"{name}={value}" for name, value in variables.items()]
+        done, db_used = database_cpu(
+            lambda: subprocess.run(
+                [
+                    "pgbench",
+                    "-n",
+                    "-M",
+                    "prepared",
+                    "-c",
+                    str(connections),
+                    "-j",
+                    str(max(1, min(connections, 2))),
+                    "-T",
+                    str(bench.duration),
+                    "-D",
+                    f"cards={bench.cards}",
+                    *(option for define in defines for option in ("-D", define)),
+                    "-l",
+                    "--log-prefix",
+                    f"{logs}/pgb",
+                    "-f",
+                    str(redemption),
+                    bench.database_url,
+                ],
+                capture_output=True,
+                text=True,
+            )
         )
         if done.returncode != 0:
             raise SystemExit(f"pgbench failed: {done.stderr[-2000:]}")
@@ -391,7 +444,13 @@ def run_pgbench(bench: Bench, connections: int) -> Row:
     latencies.sort()
     rps = len(latencies) / bench.duration
     return Row(
-        "limit (pgbench)", connections, rps, percentile(latencies, 50) / 1000, percentile(latencies, 99) / 1000, failed
+        "limit (pgbench)",
+        connections,
+        rps,
+        percentile(latencies, 50) / 1000,
+        percentile(latencies, 99) / 1000,
+        failed,
+        db_cpu_ms_per_request=db_used * 1000 / len(latencies),
     )
 
 
@@ -490,15 +549,17 @@ def table(bench: Bench) -> str:
         f"cards: {bench.cards:,}; server workers: {bench.workers}; {bench.duration}s per measurement; "
         f"machine: {os.cpu_count()} cores",
         "",
-        "| operation | conns | requests/s | p50 ms | p99 ms | errors | server CPU ms/req | server RSS MB | note |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| operation | conns | requests/s | p50 ms | p99 ms | errors | server CPU ms/req | database CPU ms/req "
+        "| server RSS MB | note |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in bench.rows:
         cpu = f"{r.cpu_ms_per_request:.2f}" if r.cpu_ms_per_request is not None else ""
         rss = f"{r.rss_mb:.0f}" if r.rss_mb else ""
+        db = f"{r.db_cpu_ms_per_request:.2f}" if r.db_cpu_ms_per_request is not None else ""
         lines.append(
             f"| {r.operation} | {r.connections} | {r.rps:,.0f} | {r.p50_ms:.2f} | {r.p99_ms:.2f} | "
-            f"{r.errors} | {cpu} | {rss} | {r.note} |"
+            f"{r.errors} | {cpu} | {db} | {rss} | {r.note} |"
         )
     lines.append("")
     by = {(r.operation, r.connections): r for r in bench.rows}

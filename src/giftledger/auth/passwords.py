@@ -41,7 +41,7 @@ def _lower_priority() -> None:
 # Password checks run one at a time per process, in a thread of their own at a lower CPU priority: argon2id
 # (~30 ms of CPU) runs in C without the GIL, so the worker keeps serving tills while a login is checked
 # beside it, and a burst of logins queues here for the CPU the tills leave instead of taking it from them.
-HASHING_NICENESS = 10
+HASHING_NICENESS = 19
 _hashing = ThreadPoolExecutor(max_workers=1, thread_name_prefix="giftledger-argon2", initializer=_lower_priority)
 
 

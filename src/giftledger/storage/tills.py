@@ -94,12 +94,14 @@ card AS (
 allowed AS (
     SELECT card.id, site.site_id,
            CASE WHEN $7::bigint < 0
-                THEN $7::bigint + {_DEBIT_DISCOUNT.format(amount="-$7::bigint", tender="tender_balance",
-                                                          discount="discount_balance")}
+                THEN $7::bigint + {
+    _DEBIT_DISCOUNT.format(amount="-$7::bigint", tender="tender_balance", discount="discount_balance")
+}
                 ELSE $7::bigint END AS tender,
            CASE WHEN $7::bigint < 0
-                THEN -{_DEBIT_DISCOUNT.format(amount="-$7::bigint", tender="tender_balance",
-                                              discount="discount_balance")}
+                THEN -{
+    _DEBIT_DISCOUNT.format(amount="-$7::bigint", tender="tender_balance", discount="discount_balance")
+}
                 ELSE 0 END AS discount
     FROM card, site, misses
     WHERE NOT EXISTS (SELECT 1 FROM used)
@@ -157,7 +159,10 @@ WHERE transactions.account_id = $1 AND transactions.merchant_id = $2
 ORDER BY line_items.id
 """
 
-_LINE_ITEMS = f"""
+# {merchant}: the POS merchant's own references (an API user), or "true": any merchant's (a dashboard user).
+# Two statements, not `($2 IS NULL OR merchant_id = $2)`: a prepared statement's generic plan for that could
+# not use the (account, merchant, reference) index.
+_LINE_ITEMS = """
 WITH found AS (
     SELECT line_items.id, line_items.card_id, line_items.transaction_id, line_items.order_id, line_items.type_id,
            line_items.value, line_items.tender, line_items.discount, line_items.site_id, sites.name AS site_name,
@@ -173,15 +178,23 @@ WITH found AS (
     LEFT JOIN line_items AS reversal
            ON reversal.account_id = $1 AND reversal.reverses_line_item_id = line_items.id
     WHERE transactions.account_id = $1 AND transactions.merchant_transaction_reference = $3
-      AND ($2::bigint IS NULL OR transactions.merchant_id = $2::bigint)
+      AND {merchant}
 )
-SELECT (SELECT count(*) FROM found) AS total, page.*, {_CARD_COLUMNS.format(c="cards")}
+SELECT (SELECT count(*) FROM found) AS total, page.*, {columns}
 FROM (SELECT 1) AS one
 LEFT JOIN LATERAL (SELECT * FROM found ORDER BY id LIMIT $4 OFFSET $5) AS page ON true
 LEFT JOIN cards ON cards.account_id = $1 AND cards.id = page.card_id
-{_CARD_JOINS.format(c="cards")}
+{joins}
 ORDER BY page.id
 """
+_LINE_ITEMS_OF_MERCHANT = _LINE_ITEMS.format(
+    merchant="transactions.merchant_id = $2",
+    columns=_CARD_COLUMNS.format(c="cards"),
+    joins=_CARD_JOINS.format(c="cards"),
+)
+_LINE_ITEMS_OF_ANY_MERCHANT = _LINE_ITEMS.format(
+    merchant="$2::bigint IS NULL", columns=_CARD_COLUMNS.format(c="cards"), joins=_CARD_JOINS.format(c="cards")
+)
 
 
 class ReferenceTaken(Exception):
@@ -387,7 +400,8 @@ class TillStatements:
     async def line_items_by_reference(
         self, account_id: int, merchant_id: int | None, reference: str, *, limit: int, offset: int
     ) -> tuple[list[tuple[LineItemRow, CardRow, ContactRow | None]], int]:
-        rows = await self._native.fetch(_LINE_ITEMS, account_id, merchant_id, reference, limit, offset)
+        statement = _LINE_ITEMS_OF_ANY_MERCHANT if merchant_id is None else _LINE_ITEMS_OF_MERCHANT
+        rows = await self._native.fetch(statement, account_id, merchant_id, reference, limit, offset)
         found: list[tuple[LineItemRow, CardRow, ContactRow | None]] = []
         for r in rows:
             if r["id"] is None:
