@@ -4,8 +4,6 @@ connection or a slot, telling callers to retry when the database is away or the 
 from __future__ import annotations
 
 import asyncio
-import os
-from collections.abc import Iterator
 
 import asyncpg  # type: ignore[import-untyped]
 import pytest
@@ -13,27 +11,15 @@ import pytest
 from giftledger.domain.errors import Retryable
 from giftledger.storage import native
 from giftledger.storage.native import NativePool
-from tests.support import DEFAULT_PG, postgres_reachable
-
-
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    base = os.environ.get("TEST_DATABASE_URL", DEFAULT_PG)
-    reason = postgres_reachable(base)
-    if reason is not None:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"PostgreSQL at {base} is unreachable in CI: {reason}")
-        pytest.skip(f"PostgreSQL is unreachable: {reason}")
-    yield base
 
 
 def _state(pool: NativePool) -> tuple[int, int, int]:
     return pool._open, len(pool._idle), len(pool._waiters)
 
 
-def test_a_busy_pool_queues_callers_and_never_opens_more_than_its_size(pg_url: str) -> None:
+def test_a_busy_pool_queues_callers_and_never_opens_more_than_its_size(postgres_base: str) -> None:
     async def work() -> None:
-        pool = NativePool(pg_url, size=2)
+        pool = NativePool(postgres_base, size=2)
         try:
             results = await asyncio.gather(
                 *(pool.fetchrow("SELECT $1::int AS n, pg_sleep(0.05)", i) for i in range(10))
@@ -48,12 +34,12 @@ def test_a_busy_pool_queues_callers_and_never_opens_more_than_its_size(pg_url: s
 
 
 def test_waiting_too_long_for_a_connection_is_retryable_and_leaks_nothing(
-    pg_url: str, monkeypatch: pytest.MonkeyPatch
+    postgres_base: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(native, "ACQUIRE_TIMEOUT_S", 0.2)
 
     async def work() -> None:
-        pool = NativePool(pg_url, size=1)
+        pool = NativePool(postgres_base, size=1)
         try:
             slow = asyncio.create_task(pool.fetchrow("SELECT pg_sleep(1)"))
             await asyncio.sleep(0.1)
@@ -68,9 +54,9 @@ def test_waiting_too_long_for_a_connection_is_retryable_and_leaks_nothing(
     asyncio.run(work())
 
 
-def test_a_caller_cancelled_mid_statement_gives_its_slot_back(pg_url: str) -> None:
+def test_a_caller_cancelled_mid_statement_gives_its_slot_back(postgres_base: str) -> None:
     async def work() -> None:
-        pool = NativePool(pg_url, size=1)
+        pool = NativePool(postgres_base, size=1)
         try:
             task = asyncio.create_task(pool.fetchrow("SELECT pg_sleep(5)"))
             await asyncio.sleep(0.2)
@@ -86,13 +72,13 @@ def test_a_caller_cancelled_mid_statement_gives_its_slot_back(pg_url: str) -> No
     asyncio.run(work())
 
 
-def test_a_connection_the_server_dropped_while_idle_is_replaced(pg_url: str) -> None:
+def test_a_connection_the_server_dropped_while_idle_is_replaced(postgres_base: str) -> None:
     """The server's goodbye closes the idle connection; the next caller gets a new one, not an error.
     (A connection lost in the middle of a statement is `Retryable`: tests/safety/test_postgres_restart.py.)"""
 
     async def work() -> None:
-        pool = NativePool(pg_url, size=1)
-        admin = await asyncpg.connect(pg_url)
+        pool = NativePool(postgres_base, size=1)
+        admin = await asyncpg.connect(postgres_base)
         try:
             pid = (await pool.fetchrow("SELECT pg_backend_pid() AS pid"))["pid"]
             assert await admin.fetchval("SELECT pg_terminate_backend($1)", pid) is True
@@ -106,9 +92,9 @@ def test_a_connection_the_server_dropped_while_idle_is_replaced(pg_url: str) -> 
     asyncio.run(work())
 
 
-def test_a_refused_statement_keeps_its_connection(pg_url: str) -> None:
+def test_a_refused_statement_keeps_its_connection(postgres_base: str) -> None:
     async def work() -> None:
-        pool = NativePool(pg_url, size=1)
+        pool = NativePool(postgres_base, size=1)
         try:
             pid = (await pool.fetchrow("SELECT pg_backend_pid() AS pid"))["pid"]
             with pytest.raises(asyncpg.DivisionByZeroError):

@@ -4,16 +4,13 @@ SQL: it must give exactly what `domain.ledger.debit_split` gives, down to the ro
 from __future__ import annotations
 
 import asyncio
-import os
 import random
 
 import asyncpg  # type: ignore[import-untyped]
-import pytest
 
 from giftledger.domain.ledger import Holding, debit_split
 from giftledger.domain.validation import MAX_AMOUNT
 from giftledger.storage.tills import _DEBIT_DISCOUNT
-from tests.support import DEFAULT_PG, postgres_reachable
 
 
 def _cases() -> list[tuple[int, int, int]]:
@@ -35,13 +32,7 @@ def _cases() -> list[tuple[int, int, int]]:
     return cases
 
 
-def test_sql_debit_split_is_the_domain_split() -> None:
-    base = os.environ.get("TEST_DATABASE_URL", DEFAULT_PG)
-    reason = postgres_reachable(base)
-    if reason is not None:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"PostgreSQL at {base} is unreachable in CI: {reason}")
-        pytest.skip(f"PostgreSQL is unreachable: {reason}")
+def test_sql_debit_split_is_the_domain_split(postgres_base: str) -> None:
     cases = _cases()
     discount_sql = _DEBIT_DISCOUNT.format(amount="c.amount", tender="c.tender", discount="c.discount")
     query = f"""
@@ -50,7 +41,7 @@ def test_sql_debit_split_is_the_domain_split() -> None:
     """
 
     async def evaluate() -> list[tuple[int, int, int, int]]:
-        conn = await asyncpg.connect(base)
+        conn = await asyncpg.connect(postgres_base)
         try:
             rows = await conn.fetch(query, *(list(column) for column in zip(*cases, strict=True)))
         finally:

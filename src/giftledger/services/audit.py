@@ -116,41 +116,6 @@ async def add_event(
     at: datetime | None = None,
 ) -> int:
     """Write one audit row inside the caller's transaction (see `record`)."""
-    event = await _event(
-        conn,
-        principal,
-        operation=operation,
-        outcome=outcome,
-        account_id=account_id,
-        site_id=site_id,
-        where=where,
-        card_references=card_references,
-        line_item_ids=line_item_ids,
-        error_code=error_code,
-        client_address=client_address,
-        detail=detail,
-        at=at,
-    )
-    return await AuditLog(conn, event.account_id).add(event)
-
-
-async def _event(
-    conn: AsyncConnection,
-    principal: Principal | None,
-    *,
-    operation: str,
-    outcome: str,
-    account_id: int | None = None,
-    site_id: int | None = None,
-    where: Where | None = None,
-    card_references: Iterable[str] = (),
-    line_item_ids: Iterable[int] = (),
-    error_code: str | None = None,
-    client_address: str | None = None,
-    detail: Detail | None = None,
-    at: datetime | None = None,
-) -> NewAuditEvent:
-    """The row `add_event` writes."""
     account = _account_of(principal, account_id)
     numbers = [n for n in card_references if n and n.strip()]
     if account is not None and principal is not None and principal.account_id == account:
@@ -163,9 +128,10 @@ async def _event(
                 card = await cards.get(item.card_id)
                 if card is not None:
                     numbers.append(card.card_reference)
-    return _new_event(
+    event = _new_event(
         principal, operation, outcome, account, site_id, numbers, error_code, client_address, detail, at or utcnow()
     )
+    return await AuditLog(conn, account).add(event)
 
 
 def _account_of(principal: Principal | None, account_id: int | None) -> int | None:
