@@ -60,9 +60,7 @@ async def log_in(
     stored_hash = api_user.password_hash if api_user else user.password_hash if user else None
     if await check_password(stored_hash, password):
         if api_user is not None and api_user.deleted_at is None:
-            principal = Principal(
-                "api_user", api_user.id, api_user.account_id, Role.API_USER, api_user.merchant_id, api_user.username
-            )
+            principal = _api_user_principal(api_user)
             version = api_user.token_version
         elif user is not None and user.deleted_at is None and memberships:
             first = memberships[0]
@@ -85,12 +83,17 @@ async def recognise(services: Services, token: str, *, account_id: int | None = 
     return await principal_for(services, claims, account_id=account_id)
 
 
-def _api_principal(api_user: ApiUserRow | None, claims: TokenClaims) -> Principal:
-    if api_user is None or api_user.deleted_at is not None or api_user.token_version != claims.version:
-        raise Unauthorized()
+def _api_user_principal(api_user: ApiUserRow) -> Principal:
     return Principal(
         "api_user", api_user.id, api_user.account_id, Role.API_USER, api_user.merchant_id, api_user.username
     )
+
+
+def _api_principal(api_user: ApiUserRow | None, claims: TokenClaims) -> Principal:
+    """The API user a token's claims name, while it is live and its tokens are not revoked."""
+    if api_user is None or api_user.deleted_at is not None or api_user.token_version != claims.version:
+        raise Unauthorized()
+    return _api_user_principal(api_user)
 
 
 async def principal_for(services: Services, claims: TokenClaims, *, account_id: int | None = None) -> Principal:

@@ -117,7 +117,7 @@ async def add_event(
 ) -> int:
     """Write one audit row inside the caller's transaction (see `record`)."""
     account = _account_of(principal, account_id)
-    numbers = [n for n in card_references if n and n.strip()]
+    numbers = list(card_references)
     if account is not None and principal is not None and principal.account_id == account:
         if site_id is None and where is not None:
             site_id = await Sites(conn, account).site_for_reference(where.merchant_id, where.epos_reference)
@@ -152,7 +152,7 @@ def _new_event(
 ) -> NewAuditEvent:
     if outcome not in OUTCOMES:
         raise ValueError(f"outcome must be one of {OUTCOMES}")
-    masked = ", ".join(dict.fromkeys(mask_card(n) for n in card_numbers)) or None
+    masked = ", ".join(dict.fromkeys(mask_card(n) for n in card_numbers if n and n.strip())) or None
     return NewAuditEvent(
         account_id=account,
         created_at=at,
@@ -312,7 +312,7 @@ async def _write_batch(services: Services, batch: list[Attempt]) -> None:
                     a.outcome,
                     _account_of(a.principal, None),
                     None,
-                    [n for n in a.card_references if n and n.strip()],
+                    a.card_references,
                     a.error_code,
                     a.client_address,
                     a.detail,

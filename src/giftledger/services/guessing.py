@@ -83,11 +83,10 @@ def ensure_not_paused(
 
 async def _paused(misses: CardMisses, settings: Settings, principal: Principal, now: datetime) -> int | None:
     """Seconds until look-ups resume, or None when they are allowed."""
-    subject = _subject(principal)
-    if subject is None:
+    who = caller(settings, principal, now)
+    if who.subject is None:
         return None
-    since = now - timedelta(seconds=settings.card_miss_window_seconds)
-    by_subject, by_address = await misses.counts(subject, principal.client_address, since)
+    by_subject, by_address = await misses.counts(who.subject, principal.client_address, who.misses_since)
     return pause_seconds(settings, principal, by_subject, by_address, now)
 
 

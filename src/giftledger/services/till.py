@@ -33,13 +33,15 @@ async def check_merchant(
     elif principal.merchant_id is not None:
         if merchant_id != principal.merchant_id:
             problems.add("merchant_id", NOT_EXPECTED)
-    elif uow is not None:
-        if merchant_id not in await uow.directory.merchants():
-            problems.add("merchant_id", NOT_EXPECTED)
-    else:
-        async with services.db.read() as conn:
-            if merchant_id not in await Directory(conn).merchants():
-                problems.add("merchant_id", NOT_EXPECTED)
+    elif merchant_id not in await _merchants(services, uow):
+        problems.add("merchant_id", NOT_EXPECTED)
+
+
+async def _merchants(services: Services, uow: UnitOfWork | None) -> dict[int, str]:
+    if uow is not None:
+        return await uow.directory.merchants()
+    async with services.db.read() as conn:
+        return await Directory(conn).merchants()
 
 
 def check_currency(value: str | None, problems: Problems) -> str | None:

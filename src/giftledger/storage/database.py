@@ -14,7 +14,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from giftledger.domain.errors import Retryable
-from giftledger.storage.native import NativePool
+from giftledger.storage.native import RETRYABLE_SQLSTATES, NativePool, session_settings
 
 
 def driver_url(url: str) -> str:
@@ -52,12 +52,7 @@ def create_engine(url: str, *, pool_size: int = 10, statement_timeout_ms: int = 
         pool_timeout=5,
         connect_args={
             "timeout": 5,
-            "server_settings": {
-                "statement_timeout": str(statement_timeout_ms),
-                "lock_timeout": str(statement_timeout_ms // 2),
-                "idle_in_transaction_session_timeout": str(statement_timeout_ms * 3),
-                "application_name": "giftledger",
-            },
+            "server_settings": session_settings(statement_timeout_ms),
         },
     )
 
@@ -86,11 +81,7 @@ SQLITE_QUEUE_TIMEOUT_S = 20.0
 def open_database(url: str, *, pool_size: int = 10, statement_timeout_ms: int = 10_000) -> Database:
     """The database at `url`: SQLAlchemy's engine, and on PostgreSQL the hot statements' own pool."""
     engine = create_engine(url, pool_size=pool_size, statement_timeout_ms=statement_timeout_ms)
-    native = (
-        None
-        if is_sqlite(engine)
-        else NativePool(url, size=pool_size, statement_timeout_ms=statement_timeout_ms)
-    )
+    native = None if is_sqlite(engine) else NativePool(url, size=pool_size, statement_timeout_ms=statement_timeout_ms)
     return Database(engine, native=native)
 
 
@@ -190,15 +181,9 @@ _UNAVAILABLE_MARKERS = (
 )
 
 
-# PostgreSQL error classes after which the transaction is gone and nothing was applied: connection
-# exceptions (08), shutdown and start-up (57P01-57P03), too many clients, lock and statement timeouts,
-# serialization failures and deadlocks.
-_RETRYABLE_SQLSTATES = ("08", "57P01", "57P02", "57P03", "53300", "55P03", "57014", "40001", "40P01")
-
-
 def _is_unavailable(exc: DBAPIError) -> bool:
     state = getattr(exc.orig, "sqlstate", None)
-    if isinstance(state, str) and state.startswith(_RETRYABLE_SQLSTATES):
+    if isinstance(state, str) and state.startswith(RETRYABLE_SQLSTATES):
         return True
     text = str(exc.orig).lower() if exc.orig is not None else str(exc).lower()
     return any(marker in text for marker in _UNAVAILABLE_MARKERS)

@@ -31,8 +31,20 @@ def _dsn(url: str) -> str:
     return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
-# Error classes after which the statement is gone and nothing was applied (see database._RETRYABLE_SQLSTATES).
-_RETRYABLE_SQLSTATES = ("08", "57P01", "57P02", "57P03", "53300", "55P03", "57014", "40001", "40P01")
+# PostgreSQL error classes after which the transaction is gone and nothing was applied: connection
+# exceptions (08), shutdown and start-up (57P01-57P03), too many clients, lock and statement timeouts,
+# serialization failures and deadlocks. (Both pools, this one and SQLAlchemy's in database.py.)
+RETRYABLE_SQLSTATES = ("08", "57P01", "57P02", "57P03", "53300", "55P03", "57014", "40001", "40P01")
+
+
+def session_settings(statement_timeout_ms: int) -> dict[str, str]:
+    """What every PostgreSQL connection of ours is bounded by (both pools)."""
+    return {
+        "statement_timeout": str(statement_timeout_ms),
+        "lock_timeout": str(statement_timeout_ms // 2),
+        "idle_in_transaction_session_timeout": str(statement_timeout_ms * 3),
+        "application_name": "giftledger",
+    }
 
 
 # What a statement through this pool may raise besides `Retryable` (a refused write, a bad value).
@@ -42,7 +54,7 @@ DATABASE_ERRORS: tuple[type[Exception], ...] = (asyncpg.PostgresError, asyncpg.I
 def is_unavailable(error: BaseException) -> bool:
     if isinstance(error, asyncpg.PostgresError):
         state = getattr(error, "sqlstate", None)
-        return isinstance(state, str) and state.startswith(_RETRYABLE_SQLSTATES)
+        return isinstance(state, str) and state.startswith(RETRYABLE_SQLSTATES)
     return isinstance(error, asyncpg.InterfaceError | asyncpg.PostgresConnectionError | OSError | TimeoutError)
 
 
@@ -58,12 +70,7 @@ class NativePool:
     def __init__(self, url: str, *, size: int = 10, statement_timeout_ms: int = 10_000) -> None:
         self._dsn = _dsn(url)
         self._size = size
-        self._settings = {
-            "statement_timeout": str(statement_timeout_ms),
-            "lock_timeout": str(statement_timeout_ms // 2),
-            "idle_in_transaction_session_timeout": str(statement_timeout_ms * 3),
-            "application_name": "giftledger",
-        }
+        self._settings = session_settings(statement_timeout_ms)
         self._idle: list[asyncpg.Connection] = []
         self._open = 0  # connections open or being opened, idle or in use
         # Callers waiting for a connection: each gets an idle connection, or None (a free slot: open one).

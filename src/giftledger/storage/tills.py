@@ -138,8 +138,7 @@ item AS (
 )
 SELECT (SELECT site_id FROM site) AS site_id, (SELECT name FROM site) AS site_name,
        EXISTS (SELECT 1 FROM used) AS used, misses.*,
-       card.id AS found_card_id, card.status AS found_status, card.currency AS found_currency,
-       card.tender_balance + card.discount_balance AS found_balance,
+       card.status AS found_status, card.currency AS found_currency,
        item.id AS line_item_id, item.transaction_id, item.tender AS item_tender, item.discount AS item_discount,
        item.created_at AS item_created_at, merchants.name AS merchant_name,
        {_CARD_COLUMNS.format(c="moved")}
@@ -213,13 +212,10 @@ class Adjustment:
     """What one adjustment statement found and, when everything allowed it, did."""
 
     site_id: int | None
-    site_name: str | None
     reference_used: bool
     misses: tuple[MissCount, MissCount]  # of the caller, of its client address (services/guessing.py)
-    card_found: bool  # a card with this number or alias exists in the account
-    card_active: bool
+    card_active: bool  # a sold card with this number or alias exists in the account
     card_currency: str | None
-    card_balance: int | None
     line_item: LineItemRow | None  # None: nothing was written
     card: tuple[CardRow, ContactRow | None] | None
 
@@ -381,13 +377,10 @@ class TillStatements:
             )
         return Adjustment(
             site_id=row["site_id"],
-            site_name=row["site_name"],
             reference_used=bool(row["used"]),
             misses=_misses(row),
-            card_found=row["found_card_id"] is not None,
             card_active=row["found_status"] == "active",
             card_currency=row["found_currency"],
-            card_balance=int(row["found_balance"]) if row["found_balance"] is not None else None,
             line_item=item,
             card=card,
         )
