@@ -133,7 +133,7 @@ class LiveServer:
                 self.process.wait()
 
 
-def start_server(database_url: str, log_dir: Path, env: dict[str, str] | None = None) -> LiveServer:
+def start_server(database_url: str, log_dir: Path, env: dict[str, str] | None = None, workers: int = 1) -> LiveServer:
     port = free_port()
     log_path = log_dir / f"server-{port}.log"
     environment = {
@@ -145,7 +145,8 @@ def start_server(database_url: str, log_dir: Path, env: dict[str, str] | None = 
     }
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "giftledger", "serve", "--host", "127.0.0.1", "--port", str(port)],
+            [sys.executable, "-m", "giftledger", "serve", "--host", "127.0.0.1", "--port", str(port)]
+            + (["--workers", str(workers)] if workers != 1 else []),
             stdout=log,
             stderr=subprocess.STDOUT,
             env=environment,

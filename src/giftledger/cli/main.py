@@ -85,9 +85,9 @@ def migrate(ctx: click.Context) -> None:
 @click.pass_context
 def serve(ctx: click.Context, host: str, port: int, workers: int) -> None:
     """Migrate if needed, then serve the API (and the dashboard)."""
-    import uvicorn
-
     settings = settings_from(ctx)
+    if settings.database_url.startswith("sqlite") and workers > 1:
+        raise click.ClickException("SQLite serves from one process; use PostgreSQL for --workers > 1")
 
     async def _migrate() -> None:
         services = build_services(settings)
@@ -97,21 +97,13 @@ def serve(ctx: click.Context, host: str, port: int, workers: int) -> None:
             await services.db.dispose()
 
     asyncio.run(_migrate())
-    if settings.database_url.startswith("sqlite") and workers > 1:
-        raise click.ClickException("SQLite serves from one process; use PostgreSQL for --workers > 1")
     import os
+
+    from giftledger.cli.serving import serve as serve_http
 
     os.environ["GIFTLEDGER_DATABASE_URL"] = settings.database_url
     click.echo(f"giftledger serving on http://{host}:{port}/ (GraphQL at http://{host}:{port}/graphql)")
-    uvicorn.run(
-        "giftledger.asgi:app",
-        host=host,
-        port=port,
-        workers=workers,
-        log_level="warning",
-        timeout_graceful_shutdown=20,
-        proxy_headers=False,
-    )
+    serve_http(host, port, workers)
 
 
 @cli.command()
