@@ -12,7 +12,7 @@ import httpx
 import pytest
 from graphql import parse
 
-from giftledger.api.cost import actual_cost, requested_cost
+from giftledger.api.cost import actual_cost, analyse, requested_cost
 from giftledger.api.endpoint import _operation, load_schema
 from giftledger.services import throttle
 from giftledger.services.context import Services
@@ -60,6 +60,23 @@ def test_limit_sizes_the_page_and_repeated_fragments_cost_nothing_more() -> None
     assert cost("{ __typename }") == 1  # every request costs at least 1
     fragment = "fragment F on CardPaginator { data { id } }"
     assert cost(fragment + " { Cards(limit: 3) { ...F ...F data { id } } }") == 1 + 3
+
+
+def test_the_analysis_keeps_the_cost_only_when_no_variable_can_change_it() -> None:
+    """The guard prices a cached document once, unless a `limit` takes a variable (then every request)."""
+    fixed = parse(documents.ADJUSTMENT)
+    analysis = analyse(SCHEMA, fixed, _operation(fixed, None))
+    assert analysis.requested == requested_cost(SCHEMA, fixed, _operation(fixed, None), None) == 14
+    assert list(analysis.fields) == ["createBalanceAdjustment"]
+    for query in (
+        "query($n:Int){ Cards(limit: $n) { data { id } } }",
+        "query($n:Int){ ...F } fragment F on Query { Cards(limit: $n) { data { id } } }",
+        "query($n:Int){ ... on Query { Cards { data { id Consents(limit: $n) { data { id } } } } } }",
+    ):
+        document = parse(query)
+        assert analyse(SCHEMA, document, _operation(document, None)).requested is None, query
+    literal = parse("{ Cards(limit: 5) { data { id } } }")
+    assert analyse(SCHEMA, literal, _operation(literal, None)).requested == 1 + 5
 
 
 def test_actual_cost_counts_what_the_reply_holds() -> None:

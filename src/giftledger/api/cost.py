@@ -15,6 +15,7 @@ as GraphQL merges them, so repeating a fragment costs nothing extra."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from graphql import (
@@ -145,6 +146,39 @@ def requested_cost(
     return max(MINIMUM_COST, total)
 
 
+@dataclass(frozen=True)
+class Analysis:
+    """What pricing one operation needs that its variables cannot change, worked out once per parsed
+    document (the endpoint caches documents, so the guard keeps these beside them)."""
+
+    operation: OperationDefinitionNode
+    fields: Fields  # the root fields, by response key
+    requested: int | None  # the requested cost, unless a `limit` argument takes its value from a variable
+
+
+def analyse(schema: GraphQLSchema, document: DocumentNode, operation: OperationDefinitionNode) -> Analysis:
+    fields = collect([operation.selection_set], fragments_of(document))
+    fixed = not any(
+        _limit_from_variable(d.selection_set)
+        for d in document.definitions
+        if isinstance(d, OperationDefinitionNode | FragmentDefinitionNode)
+    )
+    return Analysis(operation, fields, requested_cost(schema, document, operation, None) if fixed else None)
+
+
+def _limit_from_variable(selection_set: SelectionSetNode | None) -> bool:
+    if selection_set is None:
+        return False
+    for selection in selection_set.selections:
+        if isinstance(selection, FieldNode) and any(
+            a.name.value == "limit" and isinstance(a.value, VariableNode) for a in selection.arguments
+        ):
+            return True
+        if isinstance(selection, FieldNode | InlineFragmentNode) and _limit_from_variable(selection.selection_set):
+            return True
+    return False
+
+
 def _objects(value: Any) -> int:
     if isinstance(value, dict):
         return 1 + sum(_objects(v) for v in value.values())
@@ -153,13 +187,18 @@ def _objects(value: Any) -> int:
     return 0
 
 
-def actual_cost(document: DocumentNode | None, operation: OperationDefinitionNode | None, data: Any) -> int:
-    """What the reply really cost: the objects it holds, plus the mutation and introspection charges."""
+def actual_cost(
+    document: DocumentNode | None, operation: OperationDefinitionNode | None, data: Any, fields: Fields | None = None
+) -> int:
+    """What the reply really cost: the objects it holds, plus the mutation and introspection charges.
+    `fields`: the operation's root fields, when already collected (`Analysis.fields`)."""
     if document is None or operation is None:
         return MINIMUM_COST
     total = 0
     mutation = operation.operation is OperationType.MUTATION
-    for key, nodes in collect([operation.selection_set], fragments_of(document)).items():
+    if fields is None:
+        fields = collect([operation.selection_set], fragments_of(document))
+    for key, nodes in fields.items():
         if nodes[0].name.value in INTROSPECTION_FIELDS:
             total += INTROSPECTION_COST
             continue

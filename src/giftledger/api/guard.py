@@ -49,6 +49,7 @@ class Ticket:
     document: DocumentNode | None
     operation: OperationDefinitionNode | None
     variables: dict[str, Any]
+    analysis: cost.Analysis | None  # None: no document, or no operation to run
     requested: int
     budget: BudgetStatus | None = None  # None: the budget is off, or could not be reached
     refusal: Response | None = None
@@ -59,6 +60,23 @@ class Guard:
         self.services = services
         self.schema = schema
         self.audit = audit.AuditQueue(services)
+        # Each cached document's operations, analysed once (bounded like the document cache; an entry holds
+        # its operation, so the id it is filed under cannot be reused while it is here).
+        self._analyses: dict[int, cost.Analysis] = {}
+        self._analyses_size = max(1, services.settings.document_cache_size)
+
+    def _analysis(
+        self, document: DocumentNode | None, operation: OperationDefinitionNode | None
+    ) -> cost.Analysis | None:
+        if document is None or operation is None:
+            return None
+        found = self._analyses.get(id(operation))
+        if found is None or found.operation is not operation:
+            found = cost.analyse(self.schema, document, operation)
+            if len(self._analyses) >= self._analyses_size:
+                self._analyses.clear()
+            self._analyses[id(operation)] = found
+        return found
 
     async def close(self) -> None:
         """Write the audit records still waiting (on shutdown)."""
@@ -72,13 +90,16 @@ class Guard:
         variables: dict[str, Any] | None,
     ) -> Ticket:
         principal = await _caller(context)
+        analysis = self._analysis(document, operation)
+        requested = analysis.requested if analysis is not None else None
         ticket = Ticket(
             context,
             principal,
             document,
             operation,
             variables or {},
-            cost.requested_cost(self.schema, document, operation, variables),
+            analysis,
+            requested if requested is not None else cost.requested_cost(self.schema, document, operation, variables),
         )
         if not throttle.enabled(self.services):
             return ticket
@@ -97,7 +118,8 @@ class Guard:
         errors = body.get("errors")
         if ticket.principal is None and isinstance(errors, list):
             limits.without_suggestions(errors)
-        actual = cost.actual_cost(ticket.document, ticket.operation, body.get("data"))
+        fields = ticket.analysis.fields if ticket.analysis is not None else None
+        actual = cost.actual_cost(ticket.document, ticket.operation, body.get("data"), fields)
         if ticket.budget is not None and actual < ticket.requested:
             try:
                 ticket.budget = await throttle.refund(self.services, ticket.budget, ticket.requested - actual)
@@ -131,14 +153,14 @@ class Guard:
 
     def _audit(self, ticket: Ticket, body: dict[str, Any]) -> None:
         """One record per mutation field: accepted when its result is not null."""
-        operation, document = ticket.operation, ticket.document
-        if operation is None or document is None or operation.operation is not OperationType.MUTATION:
+        operation, analysis = ticket.operation, ticket.analysis
+        if operation is None or analysis is None or operation.operation is not OperationType.MUTATION:
             return
         data = body.get("data") if isinstance(body.get("data"), dict) else {}
         assert isinstance(data, dict)
         errors = [e for e in body.get("errors") or [] if isinstance(e, dict)]
         mutation_type = self.schema.mutation_type
-        for key, nodes in cost.collect([operation.selection_set], cost.fragments_of(document)).items():
+        for key, nodes in analysis.fields.items():
             result = data.get(key)
             code = None
             if result is None:
@@ -170,10 +192,9 @@ async def _caller(context: RequestContext) -> Principal | None:
 
 
 def _null_data(ticket: Ticket) -> dict[str, None] | None:
-    if ticket.operation is None or ticket.document is None:
+    if ticket.analysis is None:
         return None
-    keys = cost.collect([ticket.operation.selection_set], cost.fragments_of(ticket.document))
-    return dict.fromkeys(keys) or None
+    return dict.fromkeys(ticket.analysis.fields) or None
 
 
 def _cost(ticket: Ticket, actual: int) -> dict[str, Any]:
