@@ -4,6 +4,8 @@ secrets; listed and exported for the Store Owner only."""
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 import json
 import uuid
 from datetime import UTC, datetime
@@ -293,6 +295,50 @@ def test_the_queue_writes_what_waits_when_it_closes(database_url: str, demo: Dem
         return (await audit.list_events(services, operator(demo.account_id), operation=f"queued.{tag}")).total
 
     assert run_services(database_url, work) == 3
+
+
+def test_records_arriving_during_a_write_wait_for_the_next_round(
+    database_url: str, demo: Demo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under steady load the writer takes what waits, writes it, then waits `delay_seconds` again: records
+    that arrived meanwhile go in the next batch, not in a chain of tiny batches (each its own commit)."""
+    tag = uuid.uuid4().hex[:8]
+    delay = 0.3
+    writes: list[tuple[float, float, int]] = []  # (started, finished, rows)
+    real_write = audit._write_batch
+
+    def attempt(i: int) -> Attempt:
+        return Attempt(operator(demo.account_id), f"rounds.{tag}", audit.ACCEPTED, datetime.now(UTC), detail={"i": i})
+
+    async def work(services: Services) -> int:
+        loop = asyncio.get_running_loop()
+        queue = AuditQueue(services, delay_seconds=delay)
+
+        async def write(services: Services, batch: list[Attempt]) -> None:
+            started = loop.time()
+            if len(writes) < 2:
+                queue.put(attempt(10 + len(writes)))  # arrives while this batch is being written
+            await real_write(services, batch)
+            writes.append((started, loop.time(), len(batch)))
+
+        monkeypatch.setattr(audit, "_write_batch", write)
+        queue.put(attempt(0))
+        queue.put(attempt(1))
+        await wait_until(lambda: len(writes) == 3)
+        await queue.close()
+        return (await audit.list_events(services, operator(demo.account_id), operation=f"rounds.{tag}")).total
+
+    assert run_services(database_url, work) == 4
+    assert [rows for _, _, rows in writes] == [2, 1, 1]
+    for (_, finished, _), (started, _, _) in itertools.pairwise(writes):
+        assert started - finished >= delay * 0.9  # the next round waited its delay
+
+
+async def wait_until(condition: Any, timeout: float = 10.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, "timed out"
+        await asyncio.sleep(0.01)
 
 
 def test_a_dashboard_change_never_points_at_another_accounts_rows(database_url: str, demo: Demo, other: Demo) -> None:

@@ -269,10 +269,14 @@ class AuditQueue:
                 await asyncio.sleep(max(1.0, self.delay_seconds))  # the database is down: try again shortly
                 self._wake.set()
 
-    async def _write_waiting(self) -> bool:
-        """Write what is waiting, a batch per transaction. False when the database refused."""
+    async def _write_waiting(self, *, everything: bool = False) -> bool:
+        """Write what was waiting when called (`everything`: and what arrives meanwhile), a batch per
+        transaction. False when the database refused. Records that arrive during a write wait for the next
+        round (after `delay_seconds`): writing them at once would make a stream of tiny batches, each a
+        commit of its own, under steady load."""
         async with self._lock:
-            while self._pending:
+            left = len(self._pending)
+            while self._pending and (everything or left > 0):
                 batch = [self._pending[i] for i in range(min(self.max_batch, len(self._pending)))]
                 try:
                     await _write_batch(self.services, batch)
@@ -281,11 +285,12 @@ class AuditQueue:
                     return False
                 for _ in batch:
                     self._pending.popleft()
+                left -= len(batch)
         return True
 
     async def flush(self) -> None:
         """Write every waiting record now (raises `Retryable` if the database refuses)."""
-        if not await self._write_waiting():
+        if not await self._write_waiting(everything=True):
             raise Retryable("The audit log could not be written.")
 
     async def close(self) -> None:
@@ -296,7 +301,7 @@ class AuditQueue:
             self._wake.set()
             await self._task
         self._task = None
-        await self._write_waiting()
+        await self._write_waiting(everything=True)
 
 
 async def _write_batch(services: Services, batch: list[Attempt]) -> None:
