@@ -469,10 +469,8 @@ def corrected(latencies_us: list[int], runtime_us: int, connections: int) -> lis
     out = list(latencies_us)
     if expected > 0:
         for n in latencies_us:
-            m = n - expected
-            while n >= 2 * expected and m > expected:
-                out.append(m)
-                m -= expected
+            if n >= 2 * expected:
+                out.extend(range(n - expected, expected, -expected))
     out.sort()
     return out
 
@@ -529,10 +527,7 @@ def measure(bench: Bench, connections: list[int], scale_to: int | None) -> None:
             # The machine's speed drifts over minutes (shared cores): the ratio is taken again from pairs run
             # back to back, limit then redemption, and its spread reported beside the table's figure.
             for _ in range(bench.repeat - 1):
-                pair = (run_pgbench(bench, 8), run_wrk(bench, "redeem.lua", url, 8, server.pid))
-                for row in pair:
-                    row.note = "repeat"
-                bench.pairs.append(pair)
+                bench.pairs.append((run_pgbench(bench, 8), run_wrk(bench, "redeem.lua", url, 8, server.pid)))
             if scale_to is not None and scale_to > bench.cards:
                 scale(bench, url, server.pid, scale_to)
         finally:

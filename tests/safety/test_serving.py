@@ -10,7 +10,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -38,8 +38,7 @@ def _workers(parent: int) -> list[int]:
     return sorted(found)
 
 
-def _wait_for(condition: object, timeout: float = 20.0) -> None:
-    assert callable(condition)
+def _wait_for(condition: Callable[[], bool], timeout: float = 20.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if condition():
@@ -93,7 +92,6 @@ def _port(server: LiveServer) -> int:
 
 
 ON_POSTGRESQL = pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
-ON_SQLITE = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
 
 @pytest.fixture
@@ -149,11 +147,11 @@ def test_sigterm_stops_the_parent_and_every_worker(several: LiveServer) -> None:
         socket.create_connection(("127.0.0.1", _port(several)), timeout=2)
 
 
-@ON_SQLITE
-def test_sqlite_refuses_several_workers(database_url: str, tmp_path: Path) -> None:
+def test_sqlite_refuses_several_workers(tmp_path: Path) -> None:
+    database = tmp_path / "never-created.sqlite3"
     done = subprocess.run(
         [sys.executable, "-m", "giftledger", "serve", "--port", "0", "--workers", "2"],
-        env={**os.environ, "GIFTLEDGER_DATABASE_URL": database_url, "GIFTLEDGER_SECRET_KEY": SECRET},
+        env={**os.environ, "GIFTLEDGER_DATABASE_URL": f"sqlite:///{database}", "GIFTLEDGER_SECRET_KEY": SECRET},
         cwd=str(tmp_path),
         capture_output=True,
         text=True,
@@ -161,6 +159,7 @@ def test_sqlite_refuses_several_workers(database_url: str, tmp_path: Path) -> No
     )
     assert done.returncode == 1
     assert "SQLite serves from one process; use PostgreSQL for --workers > 1" in done.stderr
+    assert not database.exists()  # refused before migrating: no database was created
 
 
 def test_a_worker_that_cannot_start_stops_the_server() -> None:

@@ -78,6 +78,18 @@ class Guard:
             self._analyses[id(operation)] = found
         return found
 
+    def _requested(
+        self,
+        analysis: cost.Analysis | None,
+        document: DocumentNode | None,
+        operation: OperationDefinitionNode | None,
+        variables: dict[str, Any] | None,
+    ) -> int:
+        """The request's cost estimate: the analysis's, unless its variables can change it."""
+        if analysis is not None and analysis.requested is not None:
+            return analysis.requested
+        return cost.requested_cost(self.schema, document, operation, variables)
+
     async def close(self) -> None:
         """Write the audit records still waiting (on shutdown)."""
         await self.audit.close()
@@ -91,7 +103,6 @@ class Guard:
     ) -> Ticket:
         principal = await _caller(context)
         analysis = self._analysis(document, operation)
-        requested = analysis.requested if analysis is not None else None
         ticket = Ticket(
             context,
             principal,
@@ -99,7 +110,7 @@ class Guard:
             operation,
             variables or {},
             analysis,
-            requested if requested is not None else cost.requested_cost(self.schema, document, operation, variables),
+            self._requested(analysis, document, operation, variables),
         )
         if not throttle.enabled(self.services):
             return ticket

@@ -182,9 +182,7 @@ class Dealer:
             try:
                 socket.send_fds(worker.channel, [b"c"], [connection.fileno()])
                 return True
-            except (BlockingIOError, InterruptedError):  # this worker is not keeping up: the next one
-                continue
-            except OSError:  # this worker is gone: replaced on the next tick
+            except OSError:  # its channel is full (not keeping up) or closed (gone: replaced on the next tick)
                 continue
         return False
 
@@ -194,7 +192,7 @@ class Dealer:
             if code is not None and code > 0 and time.monotonic() - worker.started < START_S:
                 raise SystemExit(f"a worker could not start (exit code {code}); see the log above")
             if code is not None:
-                log.error("worker %s exited with %s; starting another", worker.process.pid, worker.process.exitcode)
+                log.error("worker %s exited with %s; starting another", worker.process.pid, code)
                 worker.channel.close()
                 self._workers[index] = self._spawn()
 
