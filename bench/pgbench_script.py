@@ -1,7 +1,8 @@
-"""The pgbench script for the limit: the server's own redemption statements, text for text.
+"""The pgbench script for the limit: the server's own redemption statement, text for text.
 
-A till's redemption on PostgreSQL is two statements, each committing on its own: the token check
-(`storage.tills._API_USER`) and the redemption (`storage.tills._ADJUST`). This module takes both from the
+A till's redemption on PostgreSQL is one statement (`storage.tills._ADJUST`), committing on its own, which
+also confirms the till's token (its API user still live with the token's version: `_CALLER`), as it does
+for every request once the server has seen the till (api/context.py). This module takes it from the
 server's code and binds each `$n` to a pgbench variable holding what the server binds for
 `createBalanceAdjustment(-1)` on a random loaded card with a fresh `merchant_transaction_reference`, so that
 pgbench (`-M prepared`) prepares and runs the same statements with the same parameters and cannot drift
@@ -25,7 +26,7 @@ def _bind(sql: str, values: dict[int, str]) -> str:
 
 
 def script(
-    *, account_id: int, api_user_id: int, epos: str, miss_limit: int, miss_address_limit: int
+    *, account_id: int, api_user_id: int, epos: str, miss_limit: int, miss_address_limit: int, token_version: int = 0
 ) -> tuple[str, dict[str, str]]:
     """The script, and the `-D` variables it needs besides `cards`."""
     variables = {
@@ -40,6 +41,7 @@ def script(
         "address": "127.0.0.1",
         "miss_limit": str(miss_limit),
         "miss_address_limit": str(miss_address_limit),
+        "token_version": str(token_version),
     }
     adjust = {
         1: ":account",
@@ -58,12 +60,12 @@ def script(
         14: "now() - interval '10 minutes'",
         15: ":miss_limit",
         16: ":miss_address_limit",
+        17: ":token_version",
     }
     text = "\n".join(
         [
             "\\set n random(1, :cards)",
             "\\set r random(1, 9000000000000000)",
-            _bind(tills._API_USER, {1: ":api_user"}) + ";",
             _bind(tills._ADJUST, adjust) + ";",
             "",
         ]
@@ -78,10 +80,21 @@ def plans_sql(*, account_id: int, api_user_id: int, epos: str, card: int) -> dic
     return {
         "balance check (Cards by card_reference)": _bind(
             tills._FIND_CARD,
-            {1: str(account_id), 2: number, 3: caller[0], 4: caller[1], 5: caller[2], 6: "1", 7: "0"},
+            {
+                1: str(account_id),
+                2: number,
+                3: caller[0],
+                4: caller[1],
+                5: caller[2],
+                6: "1",
+                7: "0",
+                8: str(api_user_id),
+                9: "0",
+            },
         ),
         "LineItems by merchant_transaction_reference": _bind(
-            tills._LINE_ITEMS_OF_MERCHANT, {1: str(account_id), 2: str(POINTONE), 3: f"'L{card}'", 4: "1", 5: "0"}
+            tills._LINE_ITEMS_OF_MERCHANT,
+            {1: str(account_id), 2: str(POINTONE), 3: f"'L{card}'", 4: "1", 5: "0", 6: str(api_user_id), 7: "0"},
         ),
         "redemption (createBalanceAdjustment)": _bind(
             tills._ADJUST,
@@ -102,6 +115,7 @@ def plans_sql(*, account_id: int, api_user_id: int, epos: str, card: int) -> dic
                 14: caller[2],
                 15: "30",
                 16: "100",
+                17: "0",
             },
         ),
         "token check": _bind(tills._API_USER, {1: str(api_user_id)}),

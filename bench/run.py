@@ -354,6 +354,10 @@ def run_wrk(bench: Bench, script: str, url: str, connections: int, pid: int, dur
                     "-d",
                     f"{duration or bench.duration}s",
                     "--latency",
+                    # A till gives up after 10 s (giftledger_client's default timeout); wrk's own 2 s would
+                    # count a slow login on a saturated machine as an error and drop it from the p99.
+                    "--timeout",
+                    "10s",
                     "-s",
                     str(BENCH / "wrk" / script),
                     url,

@@ -1,10 +1,12 @@
 """What every GraphQL request goes through around its execution, in one place:
 
-- before it runs (`admit`): who is calling (looked up once, shared with the resolvers), the request's cost
-  estimate charged to the caller's budget, and a refusal (HTTP 429, code THROTTLED) when the budget is short;
-- after it ran (`settle`): credits the request did not use given back, `extensions.cost` added to the reply,
-  "Did you mean" hints removed for callers without a valid token, and one audit record per mutation
-  (written behind the request, in batches: `services.audit.AuditQueue`).
+- before it runs (`admit`): when the cost budget is on, who is calling (confirmed once, shared with the
+  resolvers), the request's cost estimate charged to the caller's budget, and a refusal (HTTP 429, code
+  THROTTLED) when the budget is short;
+- after it ran (`settle`): who called (confirmed by then, by a resolver or a till's own statement, or now),
+  credits the request did not use given back, `extensions.cost` added to the reply, "Did you mean" hints
+  removed for callers without a valid token, and one audit record per mutation (written behind the
+  request, in batches: `services.audit.AuditQueue`).
 
 The rules live in `services` (budget, audit); this module only reads the request and the reply."""
 
@@ -29,7 +31,7 @@ from starlette.responses import Response
 
 from giftledger.api import cost, limits
 from giftledger.api.context import RequestContext
-from giftledger.domain.errors import DomainError, Retryable
+from giftledger.domain.errors import Retryable
 from giftledger.services import audit, throttle
 from giftledger.services.context import Principal, Services
 from giftledger.services.throttle import BudgetStatus
@@ -101,20 +103,22 @@ class Guard:
         operation: OperationDefinitionNode | None,
         variables: dict[str, Any] | None,
     ) -> Ticket:
-        principal = await _caller(context)
         analysis = self._analysis(document, operation)
+        budgeted = throttle.enabled(self.services)
         ticket = Ticket(
             context,
-            principal,
+            # The budget is charged to a confirmed caller; without it, who called is settled afterwards
+            # (`settle`), so that a till's own statement can confirm its token (api/context.py).
+            await context.settled_caller() if budgeted else None,
             document,
             operation,
             variables or {},
             analysis,
             self._requested(analysis, document, operation, variables),
         )
-        if not throttle.enabled(self.services):
+        if not budgeted:
             return ticket
-        subject = throttle.subject_of(principal, context.client_address)
+        subject = throttle.subject_of(ticket.principal, context.client_address)
         try:
             ticket.budget = await throttle.spend(self.services, subject, ticket.requested)
         except (Retryable, SQLAlchemyError) as error:  # the budget fails open: the request fails on its own
@@ -126,6 +130,7 @@ class Guard:
 
     async def settle(self, ticket: Ticket, body: dict[str, Any]) -> None:
         """Finish a reply that ran (or was refused by validation): in place on `body`."""
+        ticket.principal = await ticket.context.settled_caller()
         errors = body.get("errors")
         if ticket.principal is None and isinstance(errors, list):
             limits.without_suggestions(errors)
@@ -190,16 +195,6 @@ class Guard:
                     **_facts(nodes[0].name.value, args, result),
                 )
             )
-
-
-async def _caller(context: RequestContext) -> Principal | None:
-    """The authenticated caller, or None (no token, a bad one, or the database could not say)."""
-    if not context.bearer_token:
-        return None
-    try:
-        return await context.principal()
-    except (DomainError, SQLAlchemyError):  # the resolvers meet the same refusal and report it properly
-        return None
 
 
 def _null_data(ticket: Ticket) -> dict[str, None] | None:

@@ -3,24 +3,46 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from graphql import GraphQLResolveInfo, GraphQLSchema
 
 from giftledger.api import shapes
 from giftledger.api.context import RequestContext
+from giftledger.domain.errors import DomainError, Unauthorized
 from giftledger.services import queries
 from giftledger.services.access import log_in
 from giftledger.services.adjustments import AdjustmentRequest, adjust_balance
+from giftledger.services.context import Principal
 from giftledger.services.reversals import ReversalItem, ReversalRequest, reverse_line_items
 from giftledger.services.sales import Discount, OrderItem, OrderRequest, ReceiptContact, sell_cards
+from giftledger.services.views import CardView, LineItemView, Page
 
 Resolver = Callable[..., Awaitable[Any]]
+T = TypeVar("T")
 
 
 def _ctx(info: GraphQLResolveInfo) -> RequestContext:
     context: RequestContext = info.context
     return context
+
+
+async def _as_till(ctx: RequestContext, use: Callable[[Principal], Awaitable[T]]) -> T:
+    """A use case whose till statement confirms the caller's token itself (api/context.py): it returns
+    only once its statement found the caller live, and raises Unauthorized when it found it revoked. One
+    refused before its statement ran (bad input, say) confirms the caller first, so that a revoked token is
+    told Unauthorized, as by every other operation."""
+    principal = await ctx.till_caller()
+    try:
+        result = await use(principal)
+    except Unauthorized:
+        ctx.refused()
+        raise
+    except DomainError:
+        await ctx.principal()
+        raise
+    ctx.confirmed(principal)
+    return result
 
 
 async def login_user(
@@ -54,9 +76,14 @@ async def cards(
     id: int | None = None,
 ) -> shapes.Shape:
     ctx = _ctx(info)
-    result = await queries.find_cards(
-        ctx.services, await ctx.principal(), card_reference=card_reference, card_id=id, limit=limit, page=page
-    )
+
+    async def find(principal: Principal) -> Page[CardView]:
+        return await queries.find_cards(
+            ctx.services, principal, card_reference=card_reference, card_id=id, limit=limit, page=page
+        )
+
+    # A balance check (by number or alias) is a till's statement; listing cards is not.
+    result = await (_as_till(ctx, find) if card_reference is not None else find(await ctx.principal()))
     return shapes.page(result, shapes.card)
 
 
@@ -68,14 +95,17 @@ async def line_items(
     merchant_transaction_reference: str | None = None,
 ) -> shapes.Shape:
     ctx = _ctx(info)
-    result = await queries.find_line_items(
-        ctx.services,
-        await ctx.principal(),
-        merchant_transaction_reference=merchant_transaction_reference,
-        limit=limit,
-        page=page,
-    )
-    return shapes.page(result, shapes.line_item)
+
+    async def find(principal: Principal) -> Page[LineItemView]:
+        return await queries.find_line_items(
+            ctx.services,
+            principal,
+            merchant_transaction_reference=merchant_transaction_reference,
+            limit=limit,
+            page=page,
+        )
+
+    return shapes.page(await _as_till(ctx, find), shapes.line_item)
 
 
 async def orders(_: Any, info: GraphQLResolveInfo, limit: int | None = None, page: int | None = None) -> shapes.Shape:
@@ -166,7 +196,7 @@ async def create_balance_adjustment(_: Any, info: GraphQLResolveInfo, **args: An
         merchant_id=args["merchant_id"],
         merchant_transaction_reference=args.get("merchant_transaction_reference"),
     )
-    return shapes.adjustment(await adjust_balance(ctx.services, await ctx.principal(), request))
+    return shapes.adjustment(await _as_till(ctx, lambda principal: adjust_balance(ctx.services, principal, request)))
 
 
 async def create_reversal(_: Any, info: GraphQLResolveInfo, **args: Any) -> shapes.Shape:

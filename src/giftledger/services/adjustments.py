@@ -13,6 +13,7 @@ from giftledger.domain.errors import (
     DuplicateReference,
     NegativeBalance,
     SiteNotRecognised,
+    Unauthorized,
     ValidationFailed,
 )
 from giftledger.domain.ledger import Holding, LineItemType, movement_split
@@ -72,6 +73,8 @@ async def adjust_balance(services: Services, principal: Principal, request: Adju
             currency,
             request.value,
         )
+    if principal.pending_version is not None:  # only a till's statement can confirm it (api/resolvers.py)
+        raise Unauthorized()
     try:
         async with services.unit_of_work(principal.account_id) as uow:
             await check_merchant(services, principal, request.merchant_id, problems, uow)
@@ -106,7 +109,8 @@ async def _adjust_in_one_statement(
     currency: str,
     value: int,
 ) -> AdjustmentView:
-    """PostgreSQL: the same checks and writes as below, in one statement (storage/tills.py)."""
+    """PostgreSQL: the same checks and writes as below, in one statement (storage/tills.py), which also
+    confirms a pending caller's token (api/context.py)."""
     now = utcnow()
     statements = TillStatements(native)
     try:
@@ -123,9 +127,12 @@ async def _adjust_in_one_statement(
             actor=principal.name,
             caller=guessing.caller(services.settings, principal, now),
             now=now,
+            pending_version=principal.pending_version,
         )
-    except ReferenceTaken:
+    except ReferenceTaken:  # only inserted once everything, the caller included, allowed it
         done = None
+    if done is not None and not done.caller_live:
+        raise Unauthorized()
     if done is not None and done.site_id is None:
         raise SiteNotRecognised()
     if done is None or done.reference_used:

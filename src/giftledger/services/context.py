@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy.exc import IntegrityError
 
@@ -27,6 +27,9 @@ class Principal:
     merchant_id: int | None  # an API user's POS merchant; None for a dashboard user
     name: str
     client_address: str | None = None  # where the request came from (audit, card-guessing counts)
+    # Set on an API user whose token the database has not confirmed yet in this request: the token version
+    # the till's statement must still find, live, for it to act (storage/tills.py). None once confirmed.
+    pending_version: int | None = None
 
     @property
     def api_user_id(self) -> int | None:
@@ -41,6 +44,29 @@ class Principal:
             raise Forbidden()
 
 
+class KnownApiUsers:
+    """The API users this process has confirmed, by id: what never changes about one (its account, POS
+    merchant and username), so that a till's request can be confirmed by its own statement instead of a
+    token check of its own (`api.context.RequestContext.till_caller`). Whether it is still live and its
+    tokens unrevoked is never remembered. Bounded: emptied when full."""
+
+    def __init__(self, size: int = 10_000) -> None:
+        self._size = size
+        self._known: dict[int, Principal] = {}
+
+    def remember(self, principal: Principal) -> None:
+        if principal.kind != "api_user":
+            return
+        if len(self._known) >= self._size:
+            self._known.clear()
+        self._known[principal.id] = Principal(
+            principal.kind, principal.id, principal.account_id, principal.role, principal.merchant_id, principal.name
+        )
+
+    def get(self, api_user_id: int) -> Principal | None:
+        return self._known.get(api_user_id)
+
+
 @dataclass(frozen=True)
 class Services:
     """The composition root's hand-off to every use case."""
@@ -48,6 +74,7 @@ class Services:
     db: Database
     settings: Settings
     tokens: TokenIssuer
+    api_users: KnownApiUsers = field(default_factory=KnownApiUsers)
 
     @asynccontextmanager
     async def unit_of_work(self, account_id: int) -> AsyncIterator[UnitOfWork]:

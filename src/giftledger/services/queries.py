@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from giftledger.domain.catalogue import FULFILMENT_METHODS, SALES_CHANNELS
-from giftledger.domain.errors import NOT_EXPECTED, REQUIRED
+from giftledger.domain.errors import NOT_EXPECTED, REQUIRED, Unauthorized
 from giftledger.domain.permissions import Permission
 from giftledger.domain.validation import Problems
 from giftledger.services import guessing
@@ -47,7 +47,8 @@ async def find_cards(
     limit: int | None,
     page: int | None,
 ) -> Page[CardView]:
-    """Cards in circulation: one by number or alias (a balance check), by id, or all of them."""
+    """Cards in circulation: one by number or alias (a balance check), by id, or all of them. A balance
+    check on PostgreSQL confirms a pending caller's token in its statement (api/context.py)."""
     principal.require(Permission.CARD_READ)
     problems = Problems()
     size, number = _paging(limit, page, problems)
@@ -61,11 +62,17 @@ async def find_cards(
             guessing.caller(services.settings, principal, now),
             limit=size,
             offset=(number - 1) * size,
+            api_user_id=principal.api_user_id,
+            pending_version=principal.pending_version,
         )
+        if not lookup.caller_live:
+            raise Unauthorized()
         guessing.ensure_not_paused(services.settings, principal, lookup.misses, now)
         if lookup.total == 0:
             await guessing.record_miss(services, principal)
         return Page([CardView(card, contact) for card, contact in lookup.cards], lookup.total, size, number)
+    if principal.pending_version is not None:  # only a till's statement can confirm it (api/resolvers.py)
+        raise Unauthorized()
     async with services.unit_of_work(principal.account_id) as uow:
         if reference is not None:
             await guessing.ensure_allowed(uow, services.settings, principal)
@@ -94,11 +101,21 @@ async def find_line_items(
     problems.raise_if_any()
     assert reference is not None
     if services.db.native is not None:
-        found, total = await TillStatements(services.db.native).line_items_by_reference(
-            principal.account_id, principal.merchant_id, reference, limit=size, offset=(number - 1) * size
+        found = await TillStatements(services.db.native).line_items_by_reference(
+            principal.account_id,
+            principal.merchant_id,
+            reference,
+            limit=size,
+            offset=(number - 1) * size,
+            api_user_id=principal.api_user_id,
+            pending_version=principal.pending_version,
         )
-        views = [LineItemView(item, CardView(card, contact)) for item, card, contact in found]
-        return Page(views, total, size, number)
+        if not found.caller_live:
+            raise Unauthorized()
+        views = [LineItemView(item, CardView(card, contact)) for item, card, contact in found.items]
+        return Page(views, found.total, size, number)
+    if principal.pending_version is not None:  # only a till's statement can confirm it (api/resolvers.py)
+        raise Unauthorized()
     async with services.unit_of_work(principal.account_id) as uow:
         rows, total = await uow.ledger.page_by_reference(
             principal.merchant_id, reference, limit=size, offset=(number - 1) * size

@@ -7,7 +7,9 @@ These are the same reads and writes the repositories do for SQLite (`cards.Cards
 statement: the site mapping, the reference check, the card-guessing pause and the card (locked `FOR UPDATE`)
 are read, and only when all of them allow it are the balance moved (one conditional UPDATE), the transaction
 and the line item inserted. The tender/discount split of a debit is `domain.ledger.debit_split` written in
-SQL (`_DEBIT_DISCOUNT`); tests hold the two to the same results."""
+SQL (`_DEBIT_DISCOUNT`); tests hold the two to the same results. Each of the three till statements also
+takes the caller's token check (`_CALLER`) when the request has not confirmed it yet (api/context.py), so a
+till's request is one round trip and a revoked token reads and writes nothing."""
 
 from __future__ import annotations
 
@@ -39,6 +41,18 @@ misses AS (
     WHERE (subject = {sub} OR client_address = {addr}) AND created_at >= {since}
 )"""
 
+# Whether the caller may act: when this request has not confirmed its token yet ({version} not NULL), the
+# API user {api_user} must still exist in the account with that token version (api/context.py): the token
+# check folded into the till's one statement, so a revoked token reads and writes nothing.
+_CALLER = """
+caller AS (
+    SELECT {version}::integer IS NULL OR EXISTS (
+        SELECT 1 FROM api_users
+        WHERE api_users.account_id = $1 AND api_users.id = {api_user}::bigint
+          AND api_users.token_version = {version}::integer AND api_users.deleted_at IS NULL
+    ) AS live
+)"""
+
 _CARD_COLUMNS = """
     {c}.id AS card_id, {c}.card_reference, {c}.alias, {c}.currency, {c}.status, {c}.balance, {c}.tender_balance,
     {c}.discount_balance, {c}.initial_balance, {c}.product_id, {c}.contact_id, {c}.expiry_time,
@@ -50,15 +64,19 @@ _CARD_JOINS = """
 LEFT JOIN products ON products.account_id = $1 AND products.id = {c}.product_id
 LEFT JOIN contacts ON contacts.account_id = $1 AND contacts.id = {c}.contact_id"""
 
+# $1 account, $2 card number or alias, $3-$5 the caller's misses (see _MISSES), $6 limit, $7 offset,
+# $8 API user, $9 its token version while unconfirmed (see _CALLER).
 _FIND_CARD = f"""
 WITH {_MISSES.format(sub="$3::text", addr="$4::text", since="$5::timestamptz")},
+{_CALLER.format(api_user="$8", version="$9")},
 found AS (
     SELECT {_CARD_COLUMNS.format(c="cards")}
     FROM cards {_CARD_JOINS.format(c="cards")}
-    WHERE cards.account_id = $1 AND cards.status = 'active' AND (cards.card_reference = $2 OR cards.alias = $2)
+    WHERE (SELECT live FROM caller) AND cards.account_id = $1 AND cards.status = 'active'
+      AND (cards.card_reference = $2 OR cards.alias = $2)
 )
-SELECT misses.*, (SELECT count(*) FROM found) AS total, page.*
-FROM misses
+SELECT caller.live AS caller_live, misses.*, (SELECT count(*) FROM found) AS total, page.*
+FROM misses CROSS JOIN caller
 LEFT JOIN LATERAL (SELECT * FROM found ORDER BY card_id LIMIT $6 OFFSET $7) AS page ON true
 ORDER BY page.card_id
 """
@@ -69,7 +87,8 @@ _DEBIT_DISCOUNT = "div({amount}::numeric * {discount}, {tender} + {discount})::b
 
 # $1 account, $2 merchant, $3 EPOS reference, $4 merchant_transaction_reference (or NULL), $5 card number or
 # alias, $6 currency, $7 value (< 0 a debit), $8 line-item type, $9 API user, $10 user, $11 now,
-# $12 miss subject, $13 client address, $14 misses counted since, $15 caller's miss limit, $16 address's.
+# $12 miss subject, $13 client address, $14 misses counted since, $15 caller's miss limit, $16 address's,
+# $17 the API user's token version while unconfirmed (see _CALLER).
 _ADJUST = f"""
 WITH site AS (
     SELECT site_mappings.site_id, sites.name
@@ -83,10 +102,11 @@ used AS (
     LIMIT 1
 ),
 {_MISSES.format(sub="$12::text", addr="$13::text", since="$14::timestamptz")},
+{_CALLER.format(api_user="$9", version="$17")},
 card AS (
     SELECT id, status, currency, tender_balance, discount_balance
     FROM cards
-    WHERE account_id = $1 AND (card_reference = $5 OR alias = $5)
+    WHERE (SELECT live FROM caller) AND account_id = $1 AND (card_reference = $5 OR alias = $5)
     ORDER BY (card_reference <> $5), id
     LIMIT 1
     FOR UPDATE
@@ -103,8 +123,8 @@ allowed AS (
     _DEBIT_DISCOUNT.format(amount="-$7::bigint", tender="tender_balance", discount="discount_balance")
 }
                 ELSE 0 END AS discount
-    FROM card, site, misses
-    WHERE NOT EXISTS (SELECT 1 FROM used)
+    FROM card, site, misses, caller
+    WHERE caller.live AND NOT EXISTS (SELECT 1 FROM used)
       AND ($12::text IS NULL OR misses.caller_misses < $15)
       AND ($12::text IS NULL OR $13::text IS NULL OR misses.address_misses < $16)
       AND card.status = 'active' AND card.currency = $6
@@ -136,13 +156,13 @@ item AS (
     FROM moved, tx
     RETURNING id, transaction_id, tender, discount, created_at
 )
-SELECT (SELECT site_id FROM site) AS site_id, (SELECT name FROM site) AS site_name,
+SELECT caller.live AS caller_live, (SELECT site_id FROM site) AS site_id, (SELECT name FROM site) AS site_name,
        EXISTS (SELECT 1 FROM used) AS used, misses.*,
        card.status AS found_status, card.currency AS found_currency,
        item.id AS line_item_id, item.transaction_id, item.tender AS item_tender, item.discount AS item_discount,
        item.created_at AS item_created_at, merchants.name AS merchant_name,
        {_CARD_COLUMNS.format(c="moved")}
-FROM misses
+FROM misses CROSS JOIN caller
 LEFT JOIN card ON true
 LEFT JOIN moved ON true
 LEFT JOIN item ON true
@@ -158,11 +178,13 @@ WHERE transactions.account_id = $1 AND transactions.merchant_id = $2
 ORDER BY line_items.id
 """
 
-# {merchant}: the POS merchant's own references (an API user), or "true": any merchant's (a dashboard user).
-# Two statements, not `($2 IS NULL OR merchant_id = $2)`: a prepared statement's generic plan for that could
-# not use the (account, merchant, reference) index.
+# $1 account, $2 merchant, $3 merchant_transaction_reference, $4 limit, $5 offset, $6 API user, $7 its token
+# version while unconfirmed (see _CALLER). {merchant}: the POS merchant's own references (an API user), or
+# any merchant's (a dashboard user). Two statements, not `($2 IS NULL OR merchant_id = $2)`: a prepared
+# statement's generic plan for that could not use the (account, merchant, reference) index.
 _LINE_ITEMS = """
-WITH found AS (
+WITH {caller},
+found AS (
     SELECT line_items.id, line_items.card_id, line_items.transaction_id, line_items.order_id, line_items.type_id,
            line_items.value, line_items.tender, line_items.discount, line_items.site_id, sites.name AS site_name,
            line_items.merchant_id, merchants.name AS merchant_name, transactions.merchant_transaction_reference,
@@ -176,23 +198,27 @@ WITH found AS (
     LEFT JOIN api_users ON api_users.id = line_items.api_user_id
     LEFT JOIN line_items AS reversal
            ON reversal.account_id = $1 AND reversal.reverses_line_item_id = line_items.id
-    WHERE transactions.account_id = $1 AND transactions.merchant_transaction_reference = $3
-      AND {merchant}
+    WHERE (SELECT live FROM caller) AND transactions.account_id = $1
+      AND transactions.merchant_transaction_reference = $3 AND {merchant}
 )
-SELECT (SELECT count(*) FROM found) AS total, page.*, {columns}
-FROM (SELECT 1) AS one
+SELECT caller.live AS caller_live, (SELECT count(*) FROM found) AS total, page.*, {columns}
+FROM caller
 LEFT JOIN LATERAL (SELECT * FROM found ORDER BY id LIMIT $4 OFFSET $5) AS page ON true
 LEFT JOIN cards ON cards.account_id = $1 AND cards.id = page.card_id
 {joins}
 ORDER BY page.id
 """
 _LINE_ITEMS_OF_MERCHANT = _LINE_ITEMS.format(
+    caller=_CALLER.format(api_user="$6", version="$7").strip(),
     merchant="transactions.merchant_id = $2",
     columns=_CARD_COLUMNS.format(c="cards"),
     joins=_CARD_JOINS.format(c="cards"),
 )
 _LINE_ITEMS_OF_ANY_MERCHANT = _LINE_ITEMS.format(
-    merchant="$2::bigint IS NULL", columns=_CARD_COLUMNS.format(c="cards"), joins=_CARD_JOINS.format(c="cards")
+    caller=_CALLER.format(api_user="$6", version="$7").strip(),
+    merchant="$2::bigint IS NULL",
+    columns=_CARD_COLUMNS.format(c="cards"),
+    joins=_CARD_JOINS.format(c="cards"),
 )
 
 
@@ -202,6 +228,7 @@ class ReferenceTaken(Exception):
 
 @dataclass(frozen=True)
 class CardLookup:
+    caller_live: bool  # False: the caller's unconfirmed token is revoked; nothing was read (see _CALLER)
     misses: tuple[MissCount, MissCount]  # of the caller, of its client address (services/guessing.py)
     total: int
     cards: list[tuple[CardRow, ContactRow | None]]
@@ -211,6 +238,7 @@ class CardLookup:
 class Adjustment:
     """What one adjustment statement found and, when everything allowed it, did."""
 
+    caller_live: bool  # False: the caller's unconfirmed token is revoked; nothing was written (see _CALLER)
     site_id: int | None
     reference_used: bool
     misses: tuple[MissCount, MissCount]  # of the caller, of its client address (services/guessing.py)
@@ -218,6 +246,13 @@ class Adjustment:
     card_currency: str | None
     line_item: LineItemRow | None  # None: nothing was written
     card: tuple[CardRow, ContactRow | None] | None
+
+
+@dataclass(frozen=True)
+class LineItemsFound:
+    caller_live: bool  # False: the caller's unconfirmed token is revoked; nothing was read (see _CALLER)
+    items: list[tuple[LineItemRow, CardRow, ContactRow | None]]
+    total: int
 
 
 @dataclass(frozen=True)
@@ -289,7 +324,15 @@ class TillStatements:
         )
 
     async def find_card(
-        self, account_id: int, reference: str, caller: Caller, *, limit: int, offset: int
+        self,
+        account_id: int,
+        reference: str,
+        caller: Caller,
+        *,
+        limit: int,
+        offset: int,
+        api_user_id: int | None,
+        pending_version: int | None,
     ) -> CardLookup:
         """Sold cards with this number or alias (a page of them, by id), and the caller's misses."""
         rows = await self._native.fetch(
@@ -301,10 +344,12 @@ class TillStatements:
             caller.misses_since,
             limit,
             offset,
+            api_user_id,
+            pending_version,
         )
         first = rows[0]
         found = [_card(r, account_id) for r in rows if r["card_id"] is not None]
-        return CardLookup(_misses(first), int(first["total"]), found)
+        return CardLookup(bool(first["caller_live"]), _misses(first), int(first["total"]), found)
 
     async def adjust(
         self,
@@ -321,6 +366,7 @@ class TillStatements:
         actor: str | None,
         caller: Caller,
         now: datetime,
+        pending_version: int | None,
     ) -> Adjustment:
         """A redemption (value < 0) or a top-up (value > 0) in one statement (see the module's docstring).
         Raises `ReferenceTaken` when another request inserted the same reference meanwhile."""
@@ -344,6 +390,7 @@ class TillStatements:
                 caller.misses_since,
                 caller.caller_limit,
                 caller.address_limit,
+                pending_version,
             )
         except asyncpg.UniqueViolationError as error:
             if error.constraint_name == "uq_transactions_reference":
@@ -376,6 +423,7 @@ class TillStatements:
                 created_at=as_utc(row["item_created_at"]),
             )
         return Adjustment(
+            caller_live=bool(row["caller_live"]),
             site_id=row["site_id"],
             reference_used=bool(row["used"]),
             misses=_misses(row),
@@ -391,17 +439,27 @@ class TillStatements:
         return [int(r["id"]) for r in rows]
 
     async def line_items_by_reference(
-        self, account_id: int, merchant_id: int | None, reference: str, *, limit: int, offset: int
-    ) -> tuple[list[tuple[LineItemRow, CardRow, ContactRow | None]], int]:
+        self,
+        account_id: int,
+        merchant_id: int | None,
+        reference: str,
+        *,
+        limit: int,
+        offset: int,
+        api_user_id: int | None,
+        pending_version: int | None,
+    ) -> LineItemsFound:
         statement = _LINE_ITEMS_OF_ANY_MERCHANT if merchant_id is None else _LINE_ITEMS_OF_MERCHANT
-        rows = await self._native.fetch(statement, account_id, merchant_id, reference, limit, offset)
+        rows = await self._native.fetch(
+            statement, account_id, merchant_id, reference, limit, offset, api_user_id, pending_version
+        )
         found: list[tuple[LineItemRow, CardRow, ContactRow | None]] = []
         for r in rows:
             if r["id"] is None:
                 continue
             card, contact = _card(r, account_id)
             found.append((_line_item(r, account_id), card, contact))
-        return found, int(rows[0]["total"])
+        return LineItemsFound(bool(rows[0]["caller_live"]), found, int(rows[0]["total"]))
 
 
 def _line_item(row: Record, account_id: int) -> LineItemRow:
