@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass
 
 from giftledger.services.context import Principal, Services
-from giftledger.storage.throttle import Buckets
+from giftledger.storage.throttle import Buckets, NativeBuckets
 
 
 @dataclass(frozen=True)
@@ -51,10 +51,14 @@ def _rate(services: Services) -> float:
 async def spend(services: Services, subject: str, cost: int, *, now: float | None = None) -> BudgetStatus:
     """Take `cost` credits from the caller's budget if it holds that many (after refilling it)."""
     maximum = services.settings.cost_maximum
-    async with services.db.transaction() as conn:
-        result = await Buckets(conn).spend(
-            subject, cost, maximum=maximum, per_second=_rate(services), now=time.time() if now is None else now
+    at = time.time() if now is None else now
+    if services.db.native is not None:  # on every request: one prepared statement
+        result = await NativeBuckets(services.db.native).spend(
+            subject, cost, maximum=maximum, per_second=_rate(services), now=at
         )
+    else:
+        async with services.db.transaction() as conn:
+            result = await Buckets(conn).spend(subject, cost, maximum=maximum, per_second=_rate(services), now=at)
     return BudgetStatus(subject, result.charged, cost, result.available, maximum, _rate(services))
 
 
