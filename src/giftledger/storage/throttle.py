@@ -39,11 +39,18 @@ def _float(name: str, value: float) -> Any:
 
 # `Buckets.spend` as fixed SQL text for PostgreSQL's native pool (storage/native.py): the budget is charged
 # on every request, and SQLAlchemy's statement building costs more than the rest of a balance check.
-# $1 subject, $2 maximum, $3 now, $4 credits restored per second, $5 a new caller's first charge, $6 cost.
+# It commits without waiting for the disk (`synchronous_commit` off for this statement's own transaction
+# only: PostgreSQL applies the setting in effect when a transaction commits, and `set_config(..., true)`
+# lasts until then): a caller's requests all update its one row, so a durable commit here would hold that
+# row's lock through a WAL flush and queue the caller's requests behind each other. A crash can lose the
+# last few hundred milliseconds of spends (wal_writer_delay), which only gives callers credits back;
+# money is never written here. $1 subject, $2 maximum, $3 now, $4 credits restored per second, $5 a new
+# caller's first charge, $6 cost.
 _REFILLED = "least($2::float8, t.available + greatest($3::float8 - t.updated_epoch, 0) * $4::float8)"
 _SPEND = f"""
 INSERT INTO throttle_buckets AS t (subject, available, last_charge, updated_epoch)
-VALUES ($1::text, $2::float8 - $5::float8, $5::float8, $3::float8)
+SELECT $1::text, $2::float8 - $5::float8, $5::float8, $3::float8
+FROM (SELECT set_config('synchronous_commit', 'off', true)) AS relaxed
 ON CONFLICT (subject) DO UPDATE SET
     available = CASE WHEN {_REFILLED} >= $6::float8 THEN {_REFILLED} - $6::float8 ELSE {_REFILLED} END,
     last_charge = CASE WHEN {_REFILLED} >= $6::float8 THEN $6::float8 ELSE 0 END,
