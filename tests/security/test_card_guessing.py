@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -137,7 +138,8 @@ def test_a_dashboard_user_is_counted_on_its_own(guarded: LiveServer) -> None:
 
 
 def _address() -> str:
-    return f"198.51.100.{datetime.now(UTC).microsecond % 250}-{id(object())}"
+    """A client address no other test has used (misses are counted per address, across tests)."""
+    return f"198.51.100.{uuid.uuid4().hex[:16]}"
 
 
 def test_the_default_is_30_misses_per_api_user(database_url: str, demo: Demo) -> None:

@@ -1,8 +1,8 @@
 """A till's balance check, redemption and `LineItems` look-up confirm the caller's token inside their own
 statement on PostgreSQL once the server knows the API user (api/context.py, storage/tills.py): one round
-trip per request, when the cost budget is off (with it on, the budget is charged to a caller confirmed
-first). A token revoked after that is still refused at once by each of them, with nothing read, written,
-counted, refreshed or attributed to the revoked API user; on SQLite the same requests take the token check
+trip per request with the cost budget off, two with it on (the budget's spend confirms the token then). A
+token revoked after that is still refused at once by each of them, with nothing read, written, counted,
+spent, refreshed or attributed to the revoked API user; on SQLite the same requests take the token check
 of their own, and every case here holds on both."""
 
 from __future__ import annotations
@@ -26,18 +26,22 @@ from giftledger.services.context import Services
 from giftledger.storage import tills
 from giftledger.storage.audit import audit_events
 from giftledger.storage.guessing import card_lookup_misses
+from giftledger.storage.throttle import _SPEND, throttle_buckets
 from tests.api import documents
 from tests.api.till import adjustment_variables, only_error, order_variables, ref, sold
 from tests.security.helpers import isolated_server, operator, run_services, wait_for
 from tests.support import LOGIN, SECRET, Api, Demo, LiveServer, logged_in, new_demo, unchanged
 from tests.support import test_settings as settings_for
 
-UNBUDGETED = {"GIFTLEDGER_COST_MAXIMUM": "0"}
+BUDGETS = {"budget off": {"GIFTLEDGER_COST_MAXIMUM": "0"}, "budget on": {}}
 
 
-@pytest.fixture(scope="module")
-def tills_server(database_url: str, pg_base_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    with isolated_server(database_url, pg_base_url, Path(tmp_path_factory.mktemp("tills")), UNBUDGETED) as server:
+@pytest.fixture(scope="module", params=list(BUDGETS))
+def tills_server(
+    request: pytest.FixtureRequest, database_url: str, pg_base_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LiveServer]:
+    log_dir = Path(tmp_path_factory.mktemp("tills"))
+    with isolated_server(database_url, pg_base_url, log_dir, BUDGETS[request.param]) as server:
         yield server
 
 
@@ -75,6 +79,19 @@ def _misses(database_url: str) -> int:
     return run_services(database_url, work)
 
 
+def _bucket(database_url: str, api_user_id: int) -> float | None:
+    """What the API user's cost budget holds (None: never charged)."""
+    buckets = throttle_buckets
+
+    async def work(services: Services) -> float | None:
+        async with services.db.engine.connect() as conn:
+            query = select(buckets.c.available).where(buckets.c.subject == f"api_user:{api_user_id}")
+            value = (await conn.execute(query)).scalar_one_or_none()
+            return float(value) if value is not None else None
+
+    return run_services(database_url, work)
+
+
 def _requests(demo: Demo, card: str, used_reference: str) -> dict[str, tuple[str, dict[str, Any], str]]:
     """Each hot till request: (document, variables, root field)."""
     return {
@@ -107,14 +124,16 @@ def test_a_token_revoked_after_the_server_knew_its_till_is_refused_and_changes_n
     assert "errors" not in api.call(documents.ADJUSTMENT, used)
     document, variables, field = _requests(demo, card, used["merchant_transaction_reference"])[request_name]
     assert "errors" not in api.call(documents.CARD_BALANCE, {"card_reference": card, "page": 1, "limit": 1})
+    api_user_id = _api_user_id(server.database_url, demo)
     _revoke(server.database_url, demo, how)
-    misses = _misses(server.database_url)
+    misses, spent = _misses(server.database_url), _bucket(server.database_url, api_user_id)
     with unchanged(server.database_url, demo.account_id):
         response = api.post(document, variables)
         error = only_error(response.json(), field)
     assert (error["message"], error["extensions"]["code"]) == ("Unauthorized", "UNAUTHENTICATED")
     assert "Authorization" not in response.headers and "X-Authorization" not in response.headers
     assert _misses(server.database_url) == misses
+    assert _bucket(server.database_url, api_user_id) == spent  # the revoked API user's budget: nothing spent
     if field == "createBalanceAdjustment":  # audited as an anonymous attempt, as any revoked token's is
         [event] = wait_for(lambda: _attempts(server.database_url, variables["merchant_transaction_reference"]))
         assert (event.actor_kind, event.actor_id, event.account_id, event.outcome, event.error_code) == (
@@ -176,10 +195,12 @@ def test_a_revoked_till_token_in_its_last_minutes_is_not_refreshed(till: tuple[L
     assert "X-Authorization" not in response.headers and "Authorization" not in response.headers
 
 
+@pytest.mark.parametrize("budget", [0, 8000], ids=["budget off", "budget on"])
 async def test_each_till_request_is_one_statement_once_its_api_user_is_known(
-    database_url: str, demo: Demo, monkeypatch: pytest.MonkeyPatch
+    database_url: str, demo: Demo, monkeypatch: pytest.MonkeyPatch, budget: int
 ) -> None:
-    app = create_app(settings_for(database_url, cost_maximum=0))
+    app = create_app(settings_for(database_url, cost_maximum=budget))
+    spend = [_SPEND] if budget else []  # with the budget on, its spend comes first and confirms the token
     services: Services = app.state.services
     native = services.db.native
     if native is None:
@@ -216,17 +237,17 @@ async def test_each_till_request_is_one_statement_once_its_api_user_is_known(
             headers["Authorization"] = login.headers["X-Authorization"]
             card = demo.card_references[0]
             await call(documents.CREATE_ORDER, order_variables(demo, card, 2500))  # not a till statement
-            assert statements == [tills._API_USER]  # the token checked on its own; now the till is known
+            assert statements == [tills._API_USER, *spend]  # the token checked on its own; now the till is known
             balance = {"card_reference": card, "page": 1, "limit": 1}
             await call(documents.CARD_BALANCE, balance)
-            assert statements == [tills._FIND_CARD]
+            assert statements == [*spend, tills._FIND_CARD]
             redemption = adjustment_variables(demo, card, -100, merchant_transaction_reference=ref("one"))
             await call(documents.ADJUSTMENT, redemption)
-            assert statements == [tills._ADJUST]
+            assert statements == [*spend, tills._ADJUST]
             reference = redemption["merchant_transaction_reference"]
             await call(documents.LINE_ITEMS, {"page": 1, "limit": 10, "merchant_transaction_reference": reference})
-            assert statements == [tills._LINE_ITEMS_OF_MERCHANT]
+            assert statements == [*spend, tills._LINE_ITEMS_OF_MERCHANT]
             await call(documents.PRODUCTS, {"account_id": demo.account_id})
-            assert statements == [tills._API_USER]
+            assert statements == (spend or [tills._API_USER])  # without a spend to confirm it, checked first
     finally:
         await services.db.dispose()

@@ -4,7 +4,8 @@ A caller is confirmed against the database once per request (`principal`): the u
 token's version is still its current one, so deleting a user or resetting its credentials revokes its
 tokens at once. A till's balance check, redemption or `LineItems` look-up on PostgreSQL need not pay for
 that check as a round trip of its own: `till_caller` gives an API user this process already knows with
-the token's version pending, and the till's one statement confirms it (storage/tills.py)."""
+the token's version pending, and the request's first statement confirms it: the till's one statement
+(storage/tills.py), or, with the cost budget on, the budget's spend (storage/throttle.py)."""
 
 from __future__ import annotations
 
@@ -54,9 +55,9 @@ class RequestContext:
 
     async def till_caller(self) -> Principal:
         """The caller for a till statement that confirms the token itself: on PostgreSQL, an API user this
-        process knows comes back with `pending_version` set, and its use case must call `confirmed` or
-        `refused` with what the statement found (both done by `api.resolvers`). Anyone else is confirmed
-        here, as by `principal`."""
+        process knows comes back with `pending_version` set, and whoever runs that statement must call
+        `confirmed` or `refused` with what it found (`api.resolvers`, and the cost budget's spend in
+        `api.guard`). Anyone else is confirmed here, as by `principal`."""
         if self._principal is not None or self._refused or self.services.db.native is None:
             return await self.principal()
         claims = self._verified()
@@ -64,6 +65,16 @@ class RequestContext:
         if known is None or known.account_id != claims.account_id:
             return await self.principal()
         return replace(known, client_address=self.client_address, pending_version=claims.version)
+
+    async def budget_caller(self) -> Principal | None:
+        """Who the cost budget is charged to, as `till_caller` gives it (the spend's statement confirms a
+        pending one: api/guard.py), or None without a valid token."""
+        if not self.bearer_token:
+            return None
+        try:
+            return await self.till_caller()
+        except (DomainError, SQLAlchemyError):
+            return None
 
     def confirmed(self, principal: Principal) -> None:
         """A till statement found `principal` (from `till_caller`) live with its token's version."""

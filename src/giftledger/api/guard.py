@@ -1,8 +1,8 @@
 """What every GraphQL request goes through around its execution, in one place:
 
-- before it runs (`admit`): when the cost budget is on, who is calling (confirmed once, shared with the
-  resolvers), the request's cost estimate charged to the caller's budget, and a refusal (HTTP 429, code
-  THROTTLED) when the budget is short;
+- before it runs (`admit`): when the cost budget is on, who is calling (confirmed once, by the spend's own
+  statement for a till this process knows, and shared with the resolvers), the request's cost estimate
+  charged to the caller's budget, and a refusal (HTTP 429, code THROTTLED) when the budget is short;
 - after it ran (`settle`): who called (confirmed by then, by a resolver or a till's own statement, or now),
   credits the request did not use given back, `extensions.cost` added to the reply, "Did you mean" hints
   removed for callers without a valid token, and one audit record per mutation (written behind the
@@ -31,7 +31,7 @@ from starlette.responses import Response
 
 from giftledger.api import cost, limits
 from giftledger.api.context import RequestContext
-from giftledger.domain.errors import Retryable
+from giftledger.domain.errors import Retryable, Unauthorized
 from giftledger.services import audit, throttle
 from giftledger.services.context import Principal, Services
 from giftledger.services.throttle import BudgetStatus
@@ -104,29 +104,40 @@ class Guard:
         variables: dict[str, Any] | None,
     ) -> Ticket:
         analysis = self._analysis(document, operation)
-        budgeted = throttle.enabled(self.services)
         ticket = Ticket(
             context,
-            # The budget is charged to a confirmed caller; without it, who called is settled afterwards
-            # (`settle`), so that a till's own statement can confirm its token (api/context.py).
-            await context.settled_caller() if budgeted else None,
+            None,  # who called is settled afterwards (`settle`), unless the budget confirms it first
             document,
             operation,
             variables or {},
             analysis,
             self._requested(analysis, document, operation, variables),
         )
-        if not budgeted:
+        if not throttle.enabled(self.services):
             return ticket
-        subject = throttle.subject_of(ticket.principal, context.client_address)
         try:
-            ticket.budget = await throttle.spend(self.services, subject, ticket.requested)
+            ticket.budget, ticket.principal = await self._spend(context, ticket.requested)
         except (Retryable, SQLAlchemyError) as error:  # the budget fails open: the request fails on its own
-            log.warning("cost budget unavailable for %s: %s", subject, type(error).__name__)
+            log.warning("cost budget unavailable: %s", type(error).__name__)
             return ticket
         if not ticket.budget.charged:
             ticket.refusal = self._refuse(ticket, ticket.budget)
         return ticket
+
+    async def _spend(self, context: RequestContext, cost: int) -> tuple[BudgetStatus, Principal | None]:
+        """Charge the request to its caller, whose token the spend's statement confirms when the caller is
+        pending (api/context.py), or to its client address when it has no valid token."""
+        caller = await context.budget_caller()
+        if caller is not None:
+            subject = throttle.subject_of(caller, context.client_address)
+            try:
+                status = await throttle.spend(self.services, subject, cost, caller=caller)
+            except Unauthorized:
+                context.refused()
+            else:
+                context.confirmed(caller)
+                return status, await context.principal()
+        return await throttle.spend(self.services, throttle.subject_of(None, context.client_address), cost), None
 
     async def settle(self, ticket: Ticket, body: dict[str, Any]) -> None:
         """Finish a reply that ran (or was refused by validation): in place on `body`."""

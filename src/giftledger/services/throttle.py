@@ -10,8 +10,9 @@ import math
 import time
 from dataclasses import dataclass
 
+from giftledger.domain.errors import Unauthorized
 from giftledger.services.context import Principal, Services
-from giftledger.storage.throttle import Buckets, NativeBuckets
+from giftledger.storage.throttle import Buckets, NativeBuckets, PendingCaller
 
 
 @dataclass(frozen=True)
@@ -48,14 +49,24 @@ def _rate(services: Services) -> float:
     return settings.cost_restore / settings.cost_restore_seconds
 
 
-async def spend(services: Services, subject: str, cost: int, *, now: float | None = None) -> BudgetStatus:
-    """Take `cost` credits from the caller's budget if it holds that many (after refilling it)."""
+async def spend(
+    services: Services, subject: str, cost: int, *, now: float | None = None, caller: Principal | None = None
+) -> BudgetStatus:
+    """Take `cost` credits from the caller's budget if it holds that many (after refilling it). When
+    `caller` is pending (its token not confirmed yet: api/context.py), the spend confirms it, and raises
+    Unauthorized, spending nothing, when its token is revoked."""
     maximum = services.settings.cost_maximum
     at = time.time() if now is None else now
     if services.db.native is not None:  # on every request: one prepared statement
-        result = await NativeBuckets(services.db.native).spend(
-            subject, cost, maximum=maximum, per_second=_rate(services), now=at
+        pending = None
+        if caller is not None and caller.pending_version is not None:
+            pending = PendingCaller(caller.account_id, caller.id, caller.pending_version)
+        spent = await NativeBuckets(services.db.native).spend(
+            subject, cost, maximum=maximum, per_second=_rate(services), now=at, pending=pending
         )
+        if spent is None:
+            raise Unauthorized()
+        result = spent
     else:
         async with services.db.transaction() as conn:
             result = await Buckets(conn).spend(subject, cost, maximum=maximum, per_second=_rate(services), now=at)

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from giftledger.storage.native import NativePool
 from giftledger.storage.tables import metadata
+from giftledger.storage.tills import CALLER
 
 throttle_buckets = Table(
     "throttle_buckets",
@@ -44,13 +45,17 @@ def _float(name: str, value: float) -> Any:
 # lasts until then): a caller's requests all update its one row, so a durable commit here would hold that
 # row's lock through a WAL flush and queue the caller's requests behind each other. A crash can lose the
 # last few hundred milliseconds of spends (wal_writer_delay), which only gives callers credits back;
-# money is never written here. $1 subject, $2 maximum, $3 now, $4 credits restored per second, $5 a new
-# caller's first charge, $6 cost.
+# money is never written here. It is also the first statement of a request with the budget on, so it
+# confirms a pending caller's token (storage/tills.CALLER): a revoked token spends nothing and gets no row.
+# $1 subject, $2 maximum, $3 now, $4 credits restored per second, $5 a new caller's first charge, $6 cost,
+# $7 the caller's account, $8 API user, $9 its token version while unconfirmed (NULL: confirmed).
 _REFILLED = "least($2::float8, t.available + greatest($3::float8 - t.updated_epoch, 0) * $4::float8)"
 _SPEND = f"""
+WITH {CALLER.format(account="$7", api_user="$8", version="$9").strip()}
 INSERT INTO throttle_buckets AS t (subject, available, last_charge, updated_epoch)
 SELECT $1::text, $2::float8 - $5::float8, $5::float8, $3::float8
-FROM (SELECT set_config('synchronous_commit', 'off', true)) AS relaxed
+FROM (SELECT set_config('synchronous_commit', 'off', true)) AS relaxed, caller
+WHERE caller.live
 ON CONFLICT (subject) DO UPDATE SET
     available = CASE WHEN {_REFILLED} >= $6::float8 THEN {_REFILLED} - $6::float8 ELSE {_REFILLED} END,
     last_charge = CASE WHEN {_REFILLED} >= $6::float8 THEN $6::float8 ELSE 0 END,
@@ -59,18 +64,47 @@ RETURNING available, last_charge
 """
 
 
+@dataclass(frozen=True)
+class PendingCaller:
+    """An API user whose token the request has not confirmed yet (api/context.py)."""
+
+    account_id: int
+    api_user_id: int
+    token_version: int
+
+
 class NativeBuckets:
     """`Buckets.spend` on PostgreSQL in one prepared statement (the same rule; tests hold both to it)."""
 
     def __init__(self, native: NativePool) -> None:
         self._native = native
 
-    async def spend(self, subject: str, cost: float, *, maximum: float, per_second: float, now: float) -> Spend:
+    async def spend(
+        self,
+        subject: str,
+        cost: float,
+        *,
+        maximum: float,
+        per_second: float,
+        now: float,
+        pending: PendingCaller | None = None,
+    ) -> Spend | None:
+        """None: `pending`'s token is revoked, and nothing was spent."""
         first_charge = cost if cost <= maximum else 0.0
         row = await self._native.fetchrow(
-            _SPEND, subject, float(maximum), float(now), float(per_second), float(first_charge), float(cost)
+            _SPEND,
+            subject,
+            float(maximum),
+            float(now),
+            float(per_second),
+            float(first_charge),
+            float(cost),
+            pending.account_id if pending else None,
+            pending.api_user_id if pending else None,
+            pending.token_version if pending else None,
         )
-        assert row is not None  # an upsert always returns its row
+        if row is None:
+            return None
         return Spend(charged=float(row["last_charge"]) > 0, available=float(row["available"]))
 
 

@@ -8,7 +8,7 @@ statement: the site mapping, the reference check, the card-guessing pause and th
 are read, and only when all of them allow it are the balance moved (one conditional UPDATE), the transaction
 and the line item inserted. The tender/discount split of a debit is `domain.ledger.debit_split` written in
 SQL (`_DEBIT_DISCOUNT`); tests hold the two to the same results. Each of the three till statements also
-takes the caller's token check (`_CALLER`) when the request has not confirmed it yet (api/context.py), so a
+takes the caller's token check (`CALLER`) when the request has not confirmed it yet (api/context.py), so a
 till's request is one round trip and a revoked token reads and writes nothing."""
 
 from __future__ import annotations
@@ -42,13 +42,14 @@ misses AS (
 )"""
 
 # Whether the caller may act: when this request has not confirmed its token yet ({version} not NULL), the
-# API user {api_user} must still exist in the account with that token version (api/context.py): the token
-# check folded into the till's one statement, so a revoked token reads and writes nothing.
-_CALLER = """
+# API user {api_user} must still exist in account {account} with that token version (api/context.py): the
+# token check folded into the request's statement, so a revoked token reads and writes nothing. (Also the
+# cost budget's spend: storage/throttle.py.)
+CALLER = """
 caller AS (
     SELECT {version}::integer IS NULL OR EXISTS (
         SELECT 1 FROM api_users
-        WHERE api_users.account_id = $1 AND api_users.id = {api_user}::bigint
+        WHERE api_users.account_id = {account}::bigint AND api_users.id = {api_user}::bigint
           AND api_users.token_version = {version}::integer AND api_users.deleted_at IS NULL
     ) AS live
 )"""
@@ -65,10 +66,10 @@ LEFT JOIN products ON products.account_id = $1 AND products.id = {c}.product_id
 LEFT JOIN contacts ON contacts.account_id = $1 AND contacts.id = {c}.contact_id"""
 
 # $1 account, $2 card number or alias, $3-$5 the caller's misses (see _MISSES), $6 limit, $7 offset,
-# $8 API user, $9 its token version while unconfirmed (see _CALLER).
+# $8 API user, $9 its token version while unconfirmed (see CALLER).
 _FIND_CARD = f"""
 WITH {_MISSES.format(sub="$3::text", addr="$4::text", since="$5::timestamptz")},
-{_CALLER.format(api_user="$8", version="$9")},
+{CALLER.format(account="$1", api_user="$8", version="$9")},
 found AS (
     SELECT {_CARD_COLUMNS.format(c="cards")}
     FROM cards {_CARD_JOINS.format(c="cards")}
@@ -88,7 +89,7 @@ _DEBIT_DISCOUNT = "div({amount}::numeric * {discount}, {tender} + {discount})::b
 # $1 account, $2 merchant, $3 EPOS reference, $4 merchant_transaction_reference (or NULL), $5 card number or
 # alias, $6 currency, $7 value (< 0 a debit), $8 line-item type, $9 API user, $10 user, $11 now,
 # $12 miss subject, $13 client address, $14 misses counted since, $15 caller's miss limit, $16 address's,
-# $17 the API user's token version while unconfirmed (see _CALLER).
+# $17 the API user's token version while unconfirmed (see CALLER).
 _ADJUST = f"""
 WITH site AS (
     SELECT site_mappings.site_id, sites.name
@@ -102,7 +103,7 @@ used AS (
     LIMIT 1
 ),
 {_MISSES.format(sub="$12::text", addr="$13::text", since="$14::timestamptz")},
-{_CALLER.format(api_user="$9", version="$17")},
+{CALLER.format(account="$1", api_user="$9", version="$17")},
 card AS (
     SELECT id, status, currency, tender_balance, discount_balance
     FROM cards
@@ -179,7 +180,7 @@ ORDER BY line_items.id
 """
 
 # $1 account, $2 merchant, $3 merchant_transaction_reference, $4 limit, $5 offset, $6 API user, $7 its token
-# version while unconfirmed (see _CALLER). {merchant}: the POS merchant's own references (an API user), or
+# version while unconfirmed (see CALLER). {merchant}: the POS merchant's own references (an API user), or
 # any merchant's (a dashboard user). Two statements, not `($2 IS NULL OR merchant_id = $2)`: a prepared
 # statement's generic plan for that could not use the (account, merchant, reference) index.
 _LINE_ITEMS = """
@@ -209,13 +210,13 @@ LEFT JOIN cards ON cards.account_id = $1 AND cards.id = page.card_id
 ORDER BY page.id
 """
 _LINE_ITEMS_OF_MERCHANT = _LINE_ITEMS.format(
-    caller=_CALLER.format(api_user="$6", version="$7").strip(),
+    caller=CALLER.format(account="$1", api_user="$6", version="$7").strip(),
     merchant="transactions.merchant_id = $2",
     columns=_CARD_COLUMNS.format(c="cards"),
     joins=_CARD_JOINS.format(c="cards"),
 )
 _LINE_ITEMS_OF_ANY_MERCHANT = _LINE_ITEMS.format(
-    caller=_CALLER.format(api_user="$6", version="$7").strip(),
+    caller=CALLER.format(account="$1", api_user="$6", version="$7").strip(),
     merchant="$2::bigint IS NULL",
     columns=_CARD_COLUMNS.format(c="cards"),
     joins=_CARD_JOINS.format(c="cards"),
@@ -228,7 +229,7 @@ class ReferenceTaken(Exception):
 
 @dataclass(frozen=True)
 class CardLookup:
-    caller_live: bool  # False: the caller's unconfirmed token is revoked; nothing was read (see _CALLER)
+    caller_live: bool  # False: the caller's unconfirmed token is revoked; nothing was read (see CALLER)
     misses: tuple[MissCount, MissCount]  # of the caller, of its client address (services/guessing.py)
     total: int
     cards: list[tuple[CardRow, ContactRow | None]]
@@ -238,7 +239,7 @@ class CardLookup:
 class Adjustment:
     """What one adjustment statement found and, when everything allowed it, did."""
 
-    caller_live: bool  # False: the caller's unconfirmed token is revoked; nothing was written (see _CALLER)
+    caller_live: bool  # False: the caller's unconfirmed token is revoked; nothing was written (see CALLER)
     site_id: int | None
     reference_used: bool
     misses: tuple[MissCount, MissCount]  # of the caller, of its client address (services/guessing.py)
@@ -250,7 +251,7 @@ class Adjustment:
 
 @dataclass(frozen=True)
 class LineItemsFound:
-    caller_live: bool  # False: the caller's unconfirmed token is revoked; nothing was read (see _CALLER)
+    caller_live: bool  # False: the caller's unconfirmed token is revoked; nothing was read (see CALLER)
     items: list[tuple[LineItemRow, CardRow, ContactRow | None]]
     total: int
 
