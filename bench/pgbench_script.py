@@ -1,7 +1,7 @@
 """The pgbench script for the limit: the server's own redemption statement, text for text.
 
 A till's redemption on PostgreSQL is one statement (`storage.tills._ADJUST`), committing on its own, which
-also confirms the till's token (its API user still live with the token's version: `_CALLER`), as it does
+also confirms the till's token (its API user still live with the token's version: `CALLER`), as it does
 for every request once the server has seen the till (api/context.py). This module takes it from the
 server's code and binds each `$n` to a pgbench variable holding what the server binds for
 `createBalanceAdjustment(-1)` on a random loaded card with a fresh `merchant_transaction_reference`, so that

@@ -73,8 +73,7 @@ async def adjust_balance(services: Services, principal: Principal, request: Adju
             currency,
             request.value,
         )
-    if principal.pending_version is not None:  # only a till's statement can confirm it (api/resolvers.py)
-        raise Unauthorized()
+    principal.require_confirmed()
     try:
         async with services.unit_of_work(principal.account_id) as uow:
             await check_merchant(services, principal, request.merchant_id, problems, uow)
@@ -127,7 +126,7 @@ async def _adjust_in_one_statement(
             actor=principal.name,
             caller=guessing.caller(services.settings, principal, now),
             now=now,
-            pending_version=principal.pending_version,
+            pending=principal.pending,
         )
     except ReferenceTaken:  # only inserted once everything, the caller included, allowed it
         done = None

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from sqlalchemy.exc import IntegrityError
 
 from giftledger.auth.tokens import TokenIssuer
 from giftledger.config import Settings
-from giftledger.domain.errors import Forbidden
+from giftledger.domain.errors import Forbidden, Unauthorized
 from giftledger.domain.permissions import Permission, Role, allows
 from giftledger.storage.database import Database
+from giftledger.storage.tills import PendingCaller
 from giftledger.storage.unit_of_work import UnitOfWork
 
 
@@ -39,9 +40,22 @@ class Principal:
     def user_id(self) -> int | None:
         return self.id if self.kind == "user" else None
 
+    @property
+    def pending(self) -> PendingCaller | None:
+        """What a statement must find to confirm this caller's token (None: confirmed already)."""
+        if self.pending_version is None:
+            return None
+        return PendingCaller(self.account_id, self.id, self.pending_version)
+
     def require(self, permission: Permission) -> None:
         if not allows(self.role, permission):
             raise Forbidden()
+
+    def require_confirmed(self) -> None:
+        """For a use case with no statement of its own to confirm the token: only a till's statement can
+        (api/resolvers.py), so a pending caller reaching any other is refused."""
+        if self.pending_version is not None:
+            raise Unauthorized()
 
 
 class KnownApiUsers:
@@ -59,9 +73,7 @@ class KnownApiUsers:
             return
         if len(self._known) >= self._size:
             self._known.clear()
-        self._known[principal.id] = Principal(
-            principal.kind, principal.id, principal.account_id, principal.role, principal.merchant_id, principal.name
-        )
+        self._known[principal.id] = replace(principal, client_address=None, pending_version=None)
 
     def get(self, api_user_id: int) -> Principal | None:
         return self._known.get(api_user_id)

@@ -62,8 +62,7 @@ async def find_cards(
             guessing.caller(services.settings, principal, now),
             limit=size,
             offset=(number - 1) * size,
-            api_user_id=principal.api_user_id,
-            pending_version=principal.pending_version,
+            pending=principal.pending,
         )
         if not lookup.caller_live:
             raise Unauthorized()
@@ -71,8 +70,7 @@ async def find_cards(
         if lookup.total == 0:
             await guessing.record_miss(services, principal)
         return Page([CardView(card, contact) for card, contact in lookup.cards], lookup.total, size, number)
-    if principal.pending_version is not None:  # only a till's statement can confirm it (api/resolvers.py)
-        raise Unauthorized()
+    principal.require_confirmed()
     async with services.unit_of_work(principal.account_id) as uow:
         if reference is not None:
             await guessing.ensure_allowed(uow, services.settings, principal)
@@ -107,15 +105,13 @@ async def find_line_items(
             reference,
             limit=size,
             offset=(number - 1) * size,
-            api_user_id=principal.api_user_id,
-            pending_version=principal.pending_version,
+            pending=principal.pending,
         )
         if not found.caller_live:
             raise Unauthorized()
         views = [LineItemView(item, CardView(card, contact)) for item, card, contact in found.items]
         return Page(views, found.total, size, number)
-    if principal.pending_version is not None:  # only a till's statement can confirm it (api/resolvers.py)
-        raise Unauthorized()
+    principal.require_confirmed()
     async with services.unit_of_work(principal.account_id) as uow:
         rows, total = await uow.ledger.page_by_reference(
             principal.merchant_id, reference, limit=size, offset=(number - 1) * size

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from giftledger.domain.errors import Unauthorized
 from giftledger.services.context import Principal, Services
-from giftledger.storage.throttle import Buckets, NativeBuckets, PendingCaller
+from giftledger.storage.throttle import Buckets, NativeBuckets
 
 
 @dataclass(frozen=True)
@@ -58,15 +58,12 @@ async def spend(
     maximum = services.settings.cost_maximum
     at = time.time() if now is None else now
     if services.db.native is not None:  # on every request: one prepared statement
-        pending = None
-        if caller is not None and caller.pending_version is not None:
-            pending = PendingCaller(caller.account_id, caller.id, caller.pending_version)
-        spent = await NativeBuckets(services.db.native).spend(
+        pending = caller.pending if caller is not None else None
+        result = await NativeBuckets(services.db.native).spend(
             subject, cost, maximum=maximum, per_second=_rate(services), now=at, pending=pending
         )
-        if spent is None:
+        if result is None:
             raise Unauthorized()
-        result = spent
     else:
         async with services.db.transaction() as conn:
             result = await Buckets(conn).spend(subject, cost, maximum=maximum, per_second=_rate(services), now=at)

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from giftledger.storage.native import NativePool
 from giftledger.storage.tables import metadata
-from giftledger.storage.tills import CALLER
+from giftledger.storage.tills import CALLER, PendingCaller, token_check
 
 throttle_buckets = Table(
     "throttle_buckets",
@@ -64,15 +64,6 @@ RETURNING available, last_charge
 """
 
 
-@dataclass(frozen=True)
-class PendingCaller:
-    """An API user whose token the request has not confirmed yet (api/context.py)."""
-
-    account_id: int
-    api_user_id: int
-    token_version: int
-
-
 class NativeBuckets:
     """`Buckets.spend` on PostgreSQL in one prepared statement (the same rule; tests hold both to it)."""
 
@@ -99,9 +90,8 @@ class NativeBuckets:
             float(per_second),
             float(first_charge),
             float(cost),
-            pending.account_id if pending else None,
-            pending.api_user_id if pending else None,
-            pending.token_version if pending else None,
+            pending.account_id if pending is not None else None,
+            *token_check(pending),
         )
         if row is None:
             return None

@@ -54,6 +54,22 @@ caller AS (
     ) AS live
 )"""
 
+
+@dataclass(frozen=True)
+class PendingCaller:
+    """An API user whose token the request has not confirmed yet: the statement's CALLER check must find it
+    live in its account with this token version (api/context.py)."""
+
+    account_id: int
+    api_user_id: int
+    token_version: int
+
+
+def token_check(pending: PendingCaller | None) -> tuple[int | None, int | None]:
+    """CALLER's API user and token version parameters (both NULL: the caller is confirmed already)."""
+    return (pending.api_user_id, pending.token_version) if pending is not None else (None, None)
+
+
 _CARD_COLUMNS = """
     {c}.id AS card_id, {c}.card_reference, {c}.alias, {c}.currency, {c}.status, {c}.balance, {c}.tender_balance,
     {c}.discount_balance, {c}.initial_balance, {c}.product_id, {c}.contact_id, {c}.expiry_time,
@@ -209,18 +225,19 @@ LEFT JOIN cards ON cards.account_id = $1 AND cards.id = page.card_id
 {joins}
 ORDER BY page.id
 """
-_LINE_ITEMS_OF_MERCHANT = _LINE_ITEMS.format(
-    caller=CALLER.format(account="$1", api_user="$6", version="$7").strip(),
-    merchant="transactions.merchant_id = $2",
-    columns=_CARD_COLUMNS.format(c="cards"),
-    joins=_CARD_JOINS.format(c="cards"),
-)
-_LINE_ITEMS_OF_ANY_MERCHANT = _LINE_ITEMS.format(
-    caller=CALLER.format(account="$1", api_user="$6", version="$7").strip(),
-    merchant="$2::bigint IS NULL",
-    columns=_CARD_COLUMNS.format(c="cards"),
-    joins=_CARD_JOINS.format(c="cards"),
-)
+
+
+def _line_items(merchant: str) -> str:
+    return _LINE_ITEMS.format(
+        caller=CALLER.format(account="$1", api_user="$6", version="$7").strip(),
+        merchant=merchant,
+        columns=_CARD_COLUMNS.format(c="cards"),
+        joins=_CARD_JOINS.format(c="cards"),
+    )
+
+
+_LINE_ITEMS_OF_MERCHANT = _line_items("transactions.merchant_id = $2")
+_LINE_ITEMS_OF_ANY_MERCHANT = _line_items("$2::bigint IS NULL")
 
 
 class ReferenceTaken(Exception):
@@ -332,8 +349,7 @@ class TillStatements:
         *,
         limit: int,
         offset: int,
-        api_user_id: int | None,
-        pending_version: int | None,
+        pending: PendingCaller | None,
     ) -> CardLookup:
         """Sold cards with this number or alias (a page of them, by id), and the caller's misses."""
         rows = await self._native.fetch(
@@ -345,8 +361,7 @@ class TillStatements:
             caller.misses_since,
             limit,
             offset,
-            api_user_id,
-            pending_version,
+            *token_check(pending),
         )
         first = rows[0]
         found = [_card(r, account_id) for r in rows if r["card_id"] is not None]
@@ -367,7 +382,7 @@ class TillStatements:
         actor: str | None,
         caller: Caller,
         now: datetime,
-        pending_version: int | None,
+        pending: PendingCaller | None,
     ) -> Adjustment:
         """A redemption (value < 0) or a top-up (value > 0) in one statement (see the module's docstring).
         Raises `ReferenceTaken` when another request inserted the same reference meanwhile."""
@@ -391,7 +406,7 @@ class TillStatements:
                 caller.misses_since,
                 caller.caller_limit,
                 caller.address_limit,
-                pending_version,
+                token_check(pending)[1],  # CALLER's API user is $9, the actor's
             )
         except asyncpg.UniqueViolationError as error:
             if error.constraint_name == "uq_transactions_reference":
@@ -447,12 +462,11 @@ class TillStatements:
         *,
         limit: int,
         offset: int,
-        api_user_id: int | None,
-        pending_version: int | None,
+        pending: PendingCaller | None,
     ) -> LineItemsFound:
         statement = _LINE_ITEMS_OF_ANY_MERCHANT if merchant_id is None else _LINE_ITEMS_OF_MERCHANT
         rows = await self._native.fetch(
-            statement, account_id, merchant_id, reference, limit, offset, api_user_id, pending_version
+            statement, account_id, merchant_id, reference, limit, offset, *token_check(pending)
         )
         found: list[tuple[LineItemRow, CardRow, ContactRow | None]] = []
         for r in rows:
