@@ -211,13 +211,31 @@ def start_giftledger(
 
 
 def start_ping(bench: Bench, log: Path) -> tuple[subprocess.Popen[bytes], str]:
+    return start_uvicorn(bench, log, "ping_app:app", "")
+
+
+def start_floor(bench: Bench, log: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """The balance check's floor (bench/floor_app.py): HTTP, the server's own statement and JSON, no more."""
+    env = {
+        "FLOOR_DATABASE_URL": bench.database_url,
+        "FLOOR_ACCOUNT": str(bench.account_id),
+        "FLOOR_API_USER": str(bench.api_user_id),
+        "PYTHONPATH": str(ROOT / "src"),
+    }
+    return start_uvicorn(bench, log, "floor_app:app", "/graphql", env)
+
+
+def start_uvicorn(
+    bench: Bench, log: Path, app: str, path: str, env: dict[str, str] | None = None
+) -> tuple[subprocess.Popen[bytes], str]:
+    """A bench app served as giftledger is: uvicorn, uvloop, httptools, one worker per core."""
     port = free_port()
     process = subprocess.Popen(
         [
             sys.executable,
             "-m",
             "uvicorn",
-            "ping_app:app",
+            app,
             "--app-dir",
             str(BENCH),
             "--port",
@@ -231,12 +249,13 @@ def start_ping(bench: Bench, log: Path) -> tuple[subprocess.Popen[bytes], str]:
             "--http",
             "httptools",
         ],
+        env={**os.environ, **(env or {})},
         stdout=log.open("wb"),
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
     url = f"http://127.0.0.1:{port}"
-    wait_ready(url, process)
+    wait_ready(url + path, process)
     return process, url
 
 
@@ -512,6 +531,7 @@ def measure(bench: Bench, connections: list[int], scale_to: int | None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         server, url = start_giftledger(bench, Path(tmp) / "server.log")
         ping, ping_url = start_ping(bench, Path(tmp) / "ping.log")
+        floor, floor_url = start_floor(bench, Path(tmp) / "floor.log")
         try:
             bench.token = login_token(url, bench)
             for c in connections:
@@ -520,6 +540,8 @@ def measure(bench: Bench, connections: list[int], scale_to: int | None) -> None:
                 bench.rows.append(run_wrk(bench, "balance.lua", url, c, server.pid))
                 bench.rows.append(run_wrk(bench, "line_items.lua", url, c, server.pid))
                 bench.rows.append(run_wrk(bench, "ping.lua", ping_url, c, ping.pid))
+                bench.rows.append(floor_row := run_wrk(bench, "balance.lua", floor_url, c, floor.pid))
+                floor_row.operation, floor_row.note = "balance floor", "no GraphQL: HTTP, the statement, JSON"
                 bench.rows.append(run_wrk(bench, "login.lua", url, min(c, 8), server.pid))
             mixed_rows: list[Row] = []
 
@@ -545,6 +567,7 @@ def measure(bench: Bench, connections: list[int], scale_to: int | None) -> None:
         finally:
             stop(server)
             stop(ping)
+            stop(floor)
 
 
 def budgeted(bench: Bench, log: Path) -> None:
@@ -620,6 +643,12 @@ def table(bench: Bench) -> str:
             lines.append(f"- {c} connections: redemption / limit = {redeem.rps / limit.rps:.0%}")
         if ping and balance and ping.rps:
             lines.append(f"- {c} connections: balance check / HTTP ceiling = {balance.rps / ping.rps:.0%}")
+        floor = by.get(("balance floor", c))
+        if ping and floor and balance and ping.rps and floor.rps:
+            lines.append(
+                f"- {c} connections: balance floor / HTTP ceiling = {floor.rps / ping.rps:.0%} (the most any "
+                f"balance check could reach here); balance check / floor = {balance.rps / floor.rps:.0%}"
+            )
     first_limit, first_redeem = by.get(("limit (pgbench)", 8)), by.get(("redeem", 8))
     if bench.pairs and first_limit and first_redeem:
         pairs = [(first_limit, first_redeem), *bench.pairs]

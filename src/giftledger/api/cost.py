@@ -15,7 +15,7 @@ as GraphQL merges them, so repeating a fragment costs nothing extra."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from graphql import (
@@ -84,6 +84,13 @@ def _unwrap(type_: GraphQLOutputType) -> tuple[Any, bool]:
     return type_, is_list
 
 
+def _page(value: Any) -> int:
+    """The page size a `limit` of `value` comes to."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return max(1, min(value, MAX_PAGE))
+    return DEFAULT_PAGE
+
+
 def _limit(node: FieldNode, variables: Mapping[str, Any]) -> int:
     for argument in node.arguments:
         if argument.name.value != "limit":
@@ -93,9 +100,7 @@ def _limit(node: FieldNode, variables: Mapping[str, Any]) -> int:
             value = int(argument.value.value)
         elif isinstance(argument.value, VariableNode):
             value = variables.get(argument.value.name.value)
-        if isinstance(value, int) and not isinstance(value, bool):
-            return max(1, min(value, MAX_PAGE))
-        return DEFAULT_PAGE
+        return _page(value)
     return DEFAULT_PAGE
 
 
@@ -146,37 +151,58 @@ def requested_cost(
     return max(MINIMUM_COST, total)
 
 
+_PRICES_KEPT = 128  # requested costs kept per operation, by the page sizes its variables ask for
+
+
 @dataclass(frozen=True)
 class Analysis:
-    """What pricing one operation needs that its variables cannot change, worked out once per parsed
-    document (the endpoint caches documents, so the guard keeps these beside them)."""
+    """What pricing one operation needs, worked out once per parsed document (the endpoint keeps it beside
+    the cached document: api/execution.Prepared)."""
 
     operation: OperationDefinitionNode
     fields: Fields  # the root fields, by response key
     requested: int | None  # the requested cost, unless a `limit` argument takes its value from a variable
+    limit_variables: tuple[str, ...] = ()  # the variables `limit` arguments take their values from
+    _prices: dict[tuple[int, ...], int] = field(default_factory=dict, compare=False, repr=False)
+
+    def requested_cost(self, schema: GraphQLSchema, document: DocumentNode, variables: Mapping[str, Any]) -> int:
+        """`requested_cost` for these variables: the cost depends on them only through the page size each
+        `limit` variable comes to, so it is worked out once per set of page sizes (a bounded number kept)."""
+        if self.requested is not None:
+            return self.requested
+        pages = tuple(_page(variables.get(name)) for name in self.limit_variables)
+        price = self._prices.get(pages)
+        if price is None:
+            price = requested_cost(schema, document, self.operation, variables)
+            if len(self._prices) < _PRICES_KEPT:
+                self._prices[pages] = price
+        return price
 
 
 def analyse(schema: GraphQLSchema, document: DocumentNode, operation: OperationDefinitionNode) -> Analysis:
     fields = collect([operation.selection_set], fragments_of(document))
-    fixed = not any(
-        _limit_from_variable(d.selection_set)
-        for d in document.definitions
-        if isinstance(d, OperationDefinitionNode | FragmentDefinitionNode)
-    )
-    return Analysis(operation, fields, requested_cost(schema, document, operation, None) if fixed else None)
+    limit_variables: set[str] = set()
+    for definition in document.definitions:
+        if isinstance(definition, OperationDefinitionNode | FragmentDefinitionNode):
+            _limit_variables(definition.selection_set, limit_variables)
+    if limit_variables:
+        return Analysis(operation, fields, None, tuple(sorted(limit_variables)))
+    return Analysis(operation, fields, requested_cost(schema, document, operation, None))
 
 
-def _limit_from_variable(selection_set: SelectionSetNode | None) -> bool:
+def _limit_variables(selection_set: SelectionSetNode | None, found: set[str]) -> None:
+    """Adds to `found` the variables that `limit` arguments in `selection_set` take their values from."""
     if selection_set is None:
-        return False
+        return
     for selection in selection_set.selections:
-        if isinstance(selection, FieldNode) and any(
-            a.name.value == "limit" and isinstance(a.value, VariableNode) for a in selection.arguments
-        ):
-            return True
-        if isinstance(selection, FieldNode | InlineFragmentNode) and _limit_from_variable(selection.selection_set):
-            return True
-    return False
+        if isinstance(selection, FieldNode):
+            found.update(
+                a.value.name.value
+                for a in selection.arguments
+                if a.name.value == "limit" and isinstance(a.value, VariableNode)
+            )
+        if isinstance(selection, FieldNode | InlineFragmentNode):
+            _limit_variables(selection.selection_set, found)
 
 
 def _objects(value: Any) -> int:

@@ -23,8 +23,10 @@ from graphql import (
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
+from giftledger.api import execution
 from giftledger.api.context import RequestContext
 from giftledger.api.errors import Outcome, format_error, request_error
+from giftledger.api.execution import Prepared
 from giftledger.api.graphiql import GRAPHIQL_PAGE
 from giftledger.api.guard import Guard
 from giftledger.api.idempotency import IdempotencyGuard
@@ -42,17 +44,42 @@ def load_schema() -> GraphQLSchema:
     return schema
 
 
+class Cached:
+    """One query text: its document (None when it does not parse), its validation errors, and each of its
+    operations prepared once, when first asked for (api/execution.Prepared)."""
+
+    def __init__(self, schema: GraphQLSchema, document: DocumentNode | None, errors: list[GraphQLError]) -> None:
+        self._schema = schema
+        self.document = document
+        self.errors = errors
+        self._prepared: dict[str | None, Prepared | None] = {}
+
+    def prepared(self, operation_name: str | None) -> Prepared | None:
+        """The operation this request names (or the only one), prepared; None when there is none."""
+        if operation_name in self._prepared:
+            return self._prepared[operation_name]
+        document = self.document
+        operation = _operation(document, operation_name) if document is not None else None
+        found = Prepared.of(self._schema, document, operation) if document and operation else None
+        if len(self._prepared) < _OPERATIONS_KEPT:  # names are the caller's to choose
+            self._prepared[operation_name] = found
+        return found
+
+
+_OPERATIONS_KEPT = 16
+
+
 class DocumentCache:
-    """Parsed and validated documents by query text (bounded, least recently used out first).
+    """Documents by query text (bounded, least recently used out first), parsed and validated once.
     Tills send the same few documents millions of times; parsing and validating costs ~2 ms each."""
 
     def __init__(self, schema: GraphQLSchema, size: int, limits: QueryLimits | None = None) -> None:
         self._schema = schema
         self._size = size
         self._limits = limits or QueryLimits()  # tokens, depth, aliases: checked once per document text
-        self._entries: OrderedDict[str, tuple[DocumentNode | None, list[GraphQLError]]] = OrderedDict()
+        self._entries: OrderedDict[str, Cached] = OrderedDict()
 
-    def get(self, query: str) -> tuple[DocumentNode | None, list[GraphQLError]]:
+    def get(self, query: str) -> Cached:
         entry = self._entries.get(query)
         if entry is not None:
             self._entries.move_to_end(query)
@@ -60,10 +87,10 @@ class DocumentCache:
         try:
             document: DocumentNode | None = self._limits.parse(query)
         except GraphQLError as error:
-            entry = (None, [error])
+            entry = Cached(self._schema, None, [error])
         else:
             assert document is not None
-            entry = (document, self._limits.validate(self._schema, document))
+            entry = Cached(self._schema, document, self._limits.validate(self._schema, document))
         self._entries[query] = entry
         if len(self._entries) > self._size:
             self._entries.popitem(last=False)
@@ -146,14 +173,15 @@ class GraphQLEndpoint:
         if operation_name is not None and not isinstance(operation_name, str):
             return _reply({"errors": [request_error("operationName must be a string.")], "data": None}, 400)
         outcome = Outcome()
-        document, errors = self.documents.get(payload["query"])
-        operation = _operation(document, operation_name) if document is not None else None
+        cached = self.documents.get(payload["query"])
+        document, errors, prepared = cached.document, cached.errors, cached.prepared(operation_name)
+        operation = prepared.operation if prepared is not None else None
         context = RequestContext(
             services=self.services,
             bearer_token=_bearer(request),
             client_address=request.client.host if request.client else "unknown",
         )
-        ticket = await self.guard.admit(context, document, operation, variables)
+        ticket = await self.guard.admit(context, prepared, variables)
         if ticket.refusal is not None:
             return ticket.refusal
         if errors or document is None:
@@ -165,9 +193,12 @@ class GraphQLEndpoint:
             refused: dict[str, Any] = {"errors": [post_only], "data": None}
             await self.guard.settle(ticket, refused)
             return _reply(refused, 405)
-        outcome_or_awaitable = execute(
-            self.schema, document, variable_values=variables, operation_name=operation_name, context_value=context
-        )
+        if prepared is not None:
+            outcome_or_awaitable = execution.run(self.schema, prepared, variables, context)
+        else:  # no operation to run: graphql-core says why
+            outcome_or_awaitable = execute(
+                self.schema, document, variable_values=variables, operation_name=operation_name, context_value=context
+            )
         result: ExecutionResult = (
             await outcome_or_awaitable if isawaitable(outcome_or_awaitable) else outcome_or_awaitable
         )

@@ -18,7 +18,6 @@ from typing import Any
 
 import orjson
 from graphql import (
-    DocumentNode,
     FieldNode,
     GraphQLError,
     GraphQLSchema,
@@ -31,6 +30,7 @@ from starlette.responses import Response
 
 from giftledger.api import cost, limits
 from giftledger.api.context import RequestContext
+from giftledger.api.execution import Prepared
 from giftledger.domain.errors import Retryable, Unauthorized
 from giftledger.services import audit, throttle
 from giftledger.services.context import Principal, Services
@@ -48,13 +48,19 @@ class Ticket:
 
     context: RequestContext
     principal: Principal | None
-    document: DocumentNode | None
-    operation: OperationDefinitionNode | None
+    prepared: Prepared | None  # None: no document, or no operation to run
     variables: dict[str, Any]
-    analysis: cost.Analysis | None  # None: no document, or no operation to run
     requested: int
     budget: BudgetStatus | None = None  # None: the budget is off, or could not be reached
     refusal: Response | None = None
+
+    @property
+    def operation(self) -> OperationDefinitionNode | None:
+        return self.prepared.operation if self.prepared is not None else None
+
+    @property
+    def analysis(self) -> cost.Analysis | None:
+        return self.prepared.analysis if self.prepared is not None else None
 
 
 class Guard:
@@ -62,57 +68,23 @@ class Guard:
         self.services = services
         self.schema = schema
         self.audit = audit.AuditQueue(services)
-        # Each cached document's operations, analysed once (bounded like the document cache; an entry holds
-        # its operation, so the id it is filed under cannot be reused while it is here).
-        self._analyses: dict[int, cost.Analysis] = {}
-        self._analyses_size = max(1, services.settings.document_cache_size)
-
-    def _analysis(
-        self, document: DocumentNode | None, operation: OperationDefinitionNode | None
-    ) -> cost.Analysis | None:
-        if document is None or operation is None:
-            return None
-        found = self._analyses.get(id(operation))
-        if found is None or found.operation is not operation:
-            found = cost.analyse(self.schema, document, operation)
-            if len(self._analyses) >= self._analyses_size:
-                self._analyses.clear()
-            self._analyses[id(operation)] = found
-        return found
-
-    def _requested(
-        self,
-        analysis: cost.Analysis | None,
-        document: DocumentNode | None,
-        operation: OperationDefinitionNode | None,
-        variables: dict[str, Any] | None,
-    ) -> int:
-        """The request's cost estimate: the analysis's, unless its variables can change it."""
-        if analysis is not None and analysis.requested is not None:
-            return analysis.requested
-        return cost.requested_cost(self.schema, document, operation, variables)
 
     async def close(self) -> None:
         """Write the audit records still waiting (on shutdown)."""
         await self.audit.close()
 
     async def admit(
-        self,
-        context: RequestContext,
-        document: DocumentNode | None,
-        operation: OperationDefinitionNode | None,
-        variables: dict[str, Any] | None,
+        self, context: RequestContext, prepared: Prepared | None, variables: dict[str, Any] | None
     ) -> Ticket:
-        analysis = self._analysis(document, operation)
-        ticket = Ticket(
-            context,
-            None,  # who called is settled afterwards (`settle`), unless the budget confirms it first
-            document,
-            operation,
-            variables or {},
-            analysis,
-            self._requested(analysis, document, operation, variables),
+        """`prepared`: the request's operation (None when its document did not parse or names none)."""
+        variables = variables or {}
+        requested = (
+            prepared.analysis.requested_cost(self.schema, prepared.document, variables)
+            if prepared is not None
+            else cost.MINIMUM_COST
         )
+        # Who called is settled afterwards (`settle`), unless the budget confirms it first.
+        ticket = Ticket(context, None, prepared, variables, requested)
         if not throttle.enabled(self.services):
             return ticket
         try:
@@ -145,8 +117,12 @@ class Guard:
         errors = body.get("errors")
         if ticket.principal is None and isinstance(errors, list):
             limits.without_suggestions(errors)
-        fields = ticket.analysis.fields if ticket.analysis is not None else None
-        actual = cost.actual_cost(ticket.document, ticket.operation, body.get("data"), fields)
+        prepared = ticket.prepared
+        actual = (
+            cost.actual_cost(prepared.document, prepared.operation, body.get("data"), prepared.analysis.fields)
+            if prepared is not None
+            else cost.MINIMUM_COST
+        )
         if ticket.budget is not None and actual < ticket.requested:
             try:
                 ticket.budget = await throttle.refund(self.services, ticket.budget, ticket.requested - actual)
