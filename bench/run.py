@@ -79,7 +79,8 @@ class Bench:
     scaled_from: int = 0
     token: str = ""
     repeat: int = 1
-    pairs: list[tuple[Row, Row]] = field(default_factory=list)  # (limit, redeem) at 8 connections, alternating
+    # At 8 connections, alternating: limit, redemption, limit, ..., limit (each redemption between two limits).
+    sandwich: list[Row] = field(default_factory=list)
 
 
 def progress(label: str, done: int, total: int) -> None:
@@ -558,10 +559,13 @@ def measure(bench: Bench, connections: list[int], scale_to: int | None) -> None:
                 row.operation, row.note = "login (mixed)", "beside 8 redeeming"
                 bench.rows.append(row)
             budgeted(bench, Path(tmp) / "budgeted.log")
-            # The machine's speed drifts over minutes (shared cores): the ratio is taken again from pairs run
-            # back to back, limit then redemption, and its spread reported beside the table's figure.
-            for _ in range(bench.repeat - 1):
-                bench.pairs.append((run_pgbench(bench, 8), run_wrk(bench, "redeem.lua", url, 8, server.pid)))
+            # The machine's speed drifts over minutes (shared cores): the ratio is taken again from runs that
+            # alternate, limit, redemption, limit, ..., limit, each redemption against the mean of the limits
+            # run just before and just after it, so that a drift in between cancels out.
+            bench.sandwich.append(run_pgbench(bench, 8))
+            for _ in range(bench.repeat):
+                bench.sandwich.append(run_wrk(bench, "redeem.lua", url, 8, server.pid))
+                bench.sandwich.append(run_pgbench(bench, 8))
             if scale_to is not None and scale_to > bench.cards:
                 scale(bench, url, server.pid, scale_to)
         finally:
@@ -649,17 +653,22 @@ def table(bench: Bench) -> str:
                 f"- {c} connections: balance floor / HTTP ceiling = {floor.rps / ping.rps:.0%} (the most any "
                 f"balance check could reach here); balance check / floor = {balance.rps / floor.rps:.0%}"
             )
-    first_limit, first_redeem = by.get(("limit (pgbench)", 8)), by.get(("redeem", 8))
-    if bench.pairs and first_limit and first_redeem:
-        pairs = [(first_limit, first_redeem), *bench.pairs]
-        ratios = sorted(redeem.rps / limit.rps for limit, redeem in pairs if limit.rps)
-        each = ", ".join(
-            f"{redeem.rps:,.0f}/{limit.rps:,.0f} = {redeem.rps / limit.rps:.0%} (p99 {redeem.p99_ms:.1f} ms, "
-            f"limit p99 {limit.p99_ms:.1f} ms)"
-            for limit, redeem in pairs
-            if limit.rps
+    if len(bench.sandwich) >= 3:
+        limits, redeems = bench.sandwich[0::2], bench.sandwich[1::2]
+        ratios: list[float] = []
+        each: list[str] = []
+        for i, redeem in enumerate(redeems):
+            limit = (limits[i].rps + limits[i + 1].rps) / 2
+            ratios.append(redeem.rps / limit if limit else 0.0)
+            each.append(
+                f"{redeem.rps:,.0f}/{limit:,.0f} = {ratios[-1]:.0%} (p99 {redeem.p99_ms:.1f} ms; limit p99 "
+                f"{limits[i].p99_ms:.1f} and {limits[i + 1].p99_ms:.1f} ms)"
+            )
+        ratios.sort()
+        lines.append(
+            f"- 8 connections, {len(redeems)} redemption runs each between two limit runs (against their mean): "
+            + ", ".join(each)
         )
-        lines.append(f"- 8 connections, {len(pairs)} back-to-back pairs: redemption / limit {each}")
         lines.append(
             f"- 8 connections: redemption / limit median {ratios[len(ratios) // 2]:.0%} "
             f"(lowest {ratios[0]:.0%}, highest {ratios[-1]:.0%})"
@@ -682,7 +691,7 @@ def main() -> None:
     parser.add_argument("--connections", default="1,8,32")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument(
-        "--repeat", type=int, default=3, help="(limit, redemption) pairs at 8 connections, for the ratio's spread"
+        "--repeat", type=int, default=5, help="redemption runs between limit runs at 8 connections, for the ratio"
     )
     parser.add_argument("--database-url", default=os.environ.get("TEST_DATABASE_URL", DEFAULT_PG))
     args = parser.parse_args()
@@ -704,7 +713,7 @@ def main() -> None:
 
     asyncio.run(create())
     bench = Bench(admin, admin.rsplit("/", 1)[0] + "/" + name, args.cards, args.workers, args.duration)
-    bench.repeat = max(1, args.repeat)
+    bench.repeat = max(0, args.repeat)
     try:
         account_id = asyncio.run(prepare(bench))
         asyncio.run(load_cards(bench, account_id, 1, args.cards + 1))
@@ -715,7 +724,7 @@ def main() -> None:
     print(table(bench))
     print()
     print(plans)
-    if any(r.errors for r in bench.rows) or any(r.errors for pair in bench.pairs for r in pair):
+    if any(r.errors for r in [*bench.rows, *bench.sandwich]):
         raise SystemExit("some requests errored: see the errors column")
 
 
