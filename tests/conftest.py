@@ -1,19 +1,20 @@
-"""Fixtures: every storage test runs on SQLite and on PostgreSQL.
+"""Fixtures: the suite runs on PostgreSQL, the only database giftledger has.
 
-PostgreSQL comes from TEST_DATABASE_URL (default: the local server, database `test`); each test run
-creates a fresh database beside it and drops it afterwards. With CI=true an unreachable PostgreSQL
-fails the run; elsewhere those tests are skipped with the reason."""
+The server comes from TEST_DATABASE_URL when it is set, and is otherwise an embedded one started for the
+run (tests/support.py); each run creates a fresh database on it and drops it afterwards."""
 
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from giftledger.storage.embedded import embedded_server
 from tests.support import (
-    DEFAULT_PG,
     Api,
     Demo,
     LiveServer,
@@ -22,33 +23,30 @@ from tests.support import (
     logged_in,
     migrate_database,
     new_demo,
-    postgres_reachable,
     start_server,
 )
 
-BACKENDS = ["sqlite", "postgresql"]
+
+@pytest.fixture(scope="session")
+def pg_base_url() -> Iterator[str]:
+    """The PostgreSQL server the suite runs on: TEST_DATABASE_URL when it is set, otherwise an embedded server
+    started for this run, in a directory of its own (not under pytest's tmp_path: run as root, the server runs
+    as another user, who must be able to reach it) that is removed afterwards."""
+    configured = os.environ.get("TEST_DATABASE_URL")
+    if configured:
+        yield configured
+        return
+    directory = Path(tempfile.mkdtemp(prefix="giftledger-test-pg-"))
+    try:
+        with embedded_server(directory) as url:
+            yield url
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
-def pg_base_url() -> str:
-    return os.environ.get("TEST_DATABASE_URL", DEFAULT_PG)
-
-
-@pytest.fixture(scope="session", params=BACKENDS)
-def database_url(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, pg_base_url: str
-) -> Iterator[str]:
-    """A migrated database of each kind, shared by the session (tests isolate by account)."""
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'giftledger.sqlite3'}"
-        migrate_database(url)
-        yield url
-        return
-    reason = postgres_reachable(pg_base_url)
-    if reason is not None:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"PostgreSQL at {pg_base_url} is unreachable in CI: {reason}")
-        pytest.skip(f"PostgreSQL at {pg_base_url} is unreachable: {reason}")
+def database_url(pg_base_url: str) -> Iterator[str]:
+    """A migrated database shared by the session (tests isolate by account)."""
     url = create_postgres_database(pg_base_url)
     try:
         migrate_database(url)

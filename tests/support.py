@@ -1,4 +1,4 @@
-"""Test support: databases on both backends, a live `giftledger serve`, GraphQL calls, ledger snapshots."""
+"""Test support: the test database server, a live `giftledger serve`, GraphQL calls, ledger snapshots."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from typing import Any
 
 import httpx
 from sqlalchemy import func, select
+from sqlalchemy.engine import make_url
 
 from giftledger.app import build_services
 from giftledger.config import Settings
@@ -28,7 +29,11 @@ from giftledger.storage.tables import cards, line_items, orders, transactions
 
 ROOT = Path(__file__).resolve().parent.parent
 SECRET = "test-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz"
-DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+def database_beside(url: str, name: str) -> str:
+    """The URL of database `name` on the server `url` names (its socket directory or host kept)."""
+    return make_url(url).set(database=name).render_as_string(hide_password=False)
 
 
 def test_settings(database_url: str, **overrides: Any) -> Settings:
@@ -73,13 +78,13 @@ def create_postgres_database(base_url: str) -> str:
             await conn.close()
 
     run(create())
-    return base_url.rsplit("/", 1)[0] + "/" + name
+    return database_beside(base_url, name)
 
 
 def drop_postgres_database(base_url: str, url: str) -> None:
     import asyncpg
 
-    name = url.rsplit("/", 1)[1]
+    name = make_url(url).database
 
     async def drop() -> None:
         conn = await asyncpg.connect(base_url, timeout=5)
@@ -89,21 +94,6 @@ def drop_postgres_database(base_url: str, url: str) -> None:
             await conn.close()
 
     run(drop())
-
-
-def postgres_reachable(base_url: str) -> str | None:
-    """None when reachable, else the reason."""
-    import asyncpg
-
-    async def probe() -> None:
-        conn = await asyncpg.connect(base_url, timeout=3)
-        await conn.close()
-
-    try:
-        run(probe())
-        return None
-    except Exception as exc:  # any failure: report it
-        return f"{type(exc).__name__}: {exc}"
 
 
 def free_port() -> int:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import replace
 
 from sqlalchemy import text
 from starlette.applications import Starlette
@@ -13,15 +15,32 @@ from starlette.routing import Route
 
 from giftledger.api.endpoint import GraphQLEndpoint
 from giftledger.auth.tokens import TokenIssuer
-from giftledger.config import Settings
+from giftledger.config import ConfigurationError, Settings, leftover_sqlite
 from giftledger.dashboard import dashboard_routes
 from giftledger.services.context import Services
-from giftledger.storage import migrate
-from giftledger.storage.database import open_database
+from giftledger.storage import embedded, migrate
+from giftledger.storage.database import Database
+
+log = logging.getLogger("giftledger")
+
+
+def with_database(settings: Settings) -> Settings:
+    """`settings` with a database URL: when none is configured, the embedded server under the data directory,
+    started (or joined) and held until this process exits (storage/embedded.py)."""
+    if settings.database_url is not None:
+        return settings
+    if (old := leftover_sqlite(settings.data_dir)) is not None:
+        log.warning(
+            "%s is an SQLite database from an earlier giftledger: it is not read (giftledger runs on PostgreSQL only)",
+            old,
+        )
+    return replace(settings, database_url=embedded.hold(settings.data_dir))
 
 
 def build_services(settings: Settings) -> Services:
-    db = open_database(
+    if settings.database_url is None:
+        raise ConfigurationError("no database URL: start the embedded server first (app.with_database)")
+    db = Database(
         settings.database_url, pool_size=settings.database_pool_size, statement_timeout_ms=settings.statement_timeout_ms
     )
     tokens = TokenIssuer(

@@ -11,7 +11,11 @@ from pathlib import Path
 from giftledger.auth.tokens import key_id
 
 DEFAULT_DATA_DIR = Path("var")
-DEFAULT_SQLITE_FILE = "giftledger.sqlite3"
+LEFTOVER_SQLITE_FILE = "giftledger.sqlite3"  # where giftledger kept its data before it was PostgreSQL-only
+DATABASE_URL_FORMS = (
+    "postgresql://USER[:PASSWORD]@HOST[:PORT]/DATABASE (also postgres://), or leave GIFTLEDGER_DATABASE_URL unset "
+    "for the embedded server under GIFTLEDGER_DATA_DIR"
+)
 
 
 class ConfigurationError(Exception):
@@ -20,7 +24,7 @@ class ConfigurationError(Exception):
 
 @dataclass(frozen=True)
 class Settings:
-    database_url: str
+    database_url: str | None  # None: the embedded server under `data_dir` (app.with_database starts it)
     secret_key: str
     previous_secret_keys: tuple[str, ...] = ()
     environment: str = "development"
@@ -46,6 +50,7 @@ class Settings:
     card_miss_limit: int = 30  # look-ups of cards that do not exist, per API user or dashboard user ...
     card_miss_address_limit: int = 100  # ... and per client address ...
     card_miss_window_seconds: int = 600  # ... within this window
+    data_dir: Path = DEFAULT_DATA_DIR
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -53,8 +58,25 @@ class Settings:
         return self.environment == "development"
 
 
-def default_database_url(data_dir: Path = DEFAULT_DATA_DIR) -> str:
-    return f"sqlite:///{data_dir / DEFAULT_SQLITE_FILE}"
+def leftover_sqlite(data_dir: Path) -> Path | None:
+    """A SQLite file an earlier giftledger left in the data directory (never read now), if there is one."""
+    path = data_dir / LEFTOVER_SQLITE_FILE
+    return path if path.exists() else None
+
+
+def check_database_url(url: str, data_dir: Path) -> str:
+    """`url` when it names a PostgreSQL server; otherwise one clear error naming the accepted forms."""
+    scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+    if scheme.split("+", 1)[0] in ("postgresql", "postgres"):
+        return url
+    shown = f"{scheme}://..." if scheme else "without a scheme"  # never echo a password
+    message = (
+        f"GIFTLEDGER_DATABASE_URL ({shown}) is not supported: giftledger runs on PostgreSQL only. "
+        f"Use {DATABASE_URL_FORMS}."
+    )
+    if (old := leftover_sqlite(data_dir)) is not None:
+        message += f" {old} is an SQLite database from an earlier giftledger: it is not read (no data has shipped)."
+    raise ConfigurationError(message)
 
 
 def _development_secret(data_dir: Path) -> str:
@@ -76,9 +98,8 @@ def load_settings(env: Mapping[str, str] | None = None, *, database_url: str | N
     environment = env.get("GIFTLEDGER_ENV", "development")
     if environment not in ("development", "production", "test"):
         raise ConfigurationError("GIFTLEDGER_ENV must be development, production or test")
-    url = database_url or env.get("GIFTLEDGER_DATABASE_URL") or default_database_url(data_dir)
-    if url.startswith("sqlite:///") and not url.startswith("sqlite:////") and url != "sqlite:///:memory:":
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    given = (database_url or env.get("GIFTLEDGER_DATABASE_URL") or "").strip()
+    url = check_database_url(given, data_dir) if given else None
     secret = env.get("GIFTLEDGER_SECRET_KEY", "")
     if not secret:
         if environment != "development":
@@ -97,17 +118,18 @@ def load_settings(env: Mapping[str, str] | None = None, *, database_url: str | N
         raw = env.get(f"GIFTLEDGER_{name}", "").strip()
         if not raw:
             return default
-        if not raw.isdigit() or int(raw) < minimum:
+        if not (raw.isascii() and raw.isdigit()) or int(raw) < minimum:
             raise ConfigurationError(f"GIFTLEDGER_{name} must be a whole number of at least {minimum}")
         return int(raw)
 
     return Settings(
         database_url=url,
+        data_dir=data_dir,
         secret_key=secret,
         previous_secret_keys=previous,
         environment=environment,
-        database_pool_size=int(env.get("GIFTLEDGER_DATABASE_POOL_SIZE", "10")),
-        statement_timeout_ms=int(env.get("GIFTLEDGER_STATEMENT_TIMEOUT_MS", "10000")),
+        database_pool_size=number("DATABASE_POOL_SIZE", 10),
+        statement_timeout_ms=number("STATEMENT_TIMEOUT_MS", 10_000, minimum=100),
         max_body_bytes=number("MAX_BODY_BYTES", 65_536),
         login_failure_limit=number("LOGIN_FAILURE_LIMIT", 10),
         login_address_failure_limit=number("LOGIN_ADDRESS_FAILURE_LIMIT", 10),

@@ -28,7 +28,7 @@ from giftledger.domain.errors import CARD_NOT_FOUND
 from giftledger.domain.ledger import LineItemType
 from giftledger.domain.permissions import TEAM_ROLES, Role
 from giftledger.services import account_settings, audit, guessing, setup, team
-from giftledger.services.context import Principal, Services
+from giftledger.services.context import Principal, Services, operator
 from giftledger.services.guessing import CARD_LOOKUPS_THROTTLED
 from giftledger.storage.audit import AuditEventRow, AuditFilter, AuditLog, audit_events
 from giftledger.storage.guessing import card_lookup_misses
@@ -71,7 +71,7 @@ async def team_of(services: Services, demo: Demo) -> list[tuple[int, str]]:
 
 
 async def line_items_of(services: Services, demo: Demo, card_id: int) -> list[Any]:
-    async with services.unit_of_work(demo.account_id) as uow:
+    async with services.unit_of_work(operator(demo.account_id)) as uow:
         return await uow.ledger.for_card(card_id)
 
 

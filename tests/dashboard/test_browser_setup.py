@@ -1,4 +1,4 @@
-"""The set-up guides in a real browser (headless chromium), on SQLite and PostgreSQL:
+"""The set-up guides in a real browser (headless chromium):
 
 1. PointOne: add a site, create an API user, map the site, then sell and redeem over GraphQL with the
    credentials read from the page; the card's history and the site report show both.
@@ -26,14 +26,10 @@ from tests.support import Api, Demo, LiveServer
 FORBIDDEN = "You do not have permission to do this."
 
 
-def backend(server: LiveServer) -> str:
-    return "postgresql" if server.database_url.startswith("postgresql") else "sqlite"
-
-
 @pytest.fixture
 def dashboard(server: LiveServer, browser: Browser, request: pytest.FixtureRequest) -> Iterator[Dashboard]:
     name = request.node.name.split("[")[0].removeprefix("test_")
-    board = Dashboard(browser, server.url, f"{backend(server)}-{name}")
+    board = Dashboard(browser, server.url, name)
     yield board
     board.close()
 

@@ -22,8 +22,7 @@ from tests.support import Api, LiveServer, logged_in
 
 @pytest.fixture
 def dashboard(server: LiveServer, browser: Browser) -> Iterator[Dashboard]:
-    backend = "postgresql" if server.database_url.startswith("postgresql") else "sqlite"
-    board = Dashboard(browser, server.url, f"{backend}-tour")
+    board = Dashboard(browser, server.url, "tour")
     yield board
     board.close()
 

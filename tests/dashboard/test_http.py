@@ -13,7 +13,7 @@ from giftledger.domain.permissions import Role
 from giftledger.services import account_settings, card_admin, setup
 from giftledger.services.access import LOGIN_THROTTLED, log_in
 from giftledger.services.adjustments import AdjustmentRequest, adjust_balance
-from giftledger.services.context import Services
+from giftledger.services.context import Services, operator
 from tests.api import documents
 from tests.dashboard.browser import off_loop, unchanged
 from tests.dashboard.helpers import PASSWORD, person, redeem, sell, site_ids, till
@@ -36,7 +36,7 @@ async def owner_web(app: Starlette, services: Services, demo: Demo, role: Role =
 async def settings_state(services: Services, demo: Demo) -> tuple[object, ...]:
     """Everything the settings forms can change, for checking that a refused post changed nothing."""
     op = setup.operator(demo.account_id)
-    async with services.unit_of_work(demo.account_id) as uow:
+    async with services.unit_of_work(operator(demo.account_id)) as uow:
         modifiers = await uow.catalogue.price_modifiers([demo.product_id])
     return (
         [(s.id, s.name, s.address, s.reference) for s in await setup.list_sites(services, op)],

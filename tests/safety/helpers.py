@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sqlite3
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -110,8 +109,8 @@ def wait_for(condition: Callable[[], bool], timeout: float, what: str, interval:
 
 
 class HeldLock:
-    """Another process holding the lock a till's write needs: on SQLite the database's write lock, on
-    PostgreSQL the card's row lock. Held from `__enter__` until `release()` (or the block's end)."""
+    """Another process holding the lock a till's write needs: the card's row lock. Held from `__enter__` until
+    `release()` (or the block's end)."""
 
     def __init__(self, database_url: str, card_reference: str) -> None:
         self.database_url = database_url
@@ -139,15 +138,7 @@ class HeldLock:
 
     def _hold(self) -> None:
         try:
-            if self.database_url.startswith("sqlite"):
-                conn = sqlite3.connect(self.database_url.removeprefix("sqlite:///"), isolation_level=None, timeout=30)
-                conn.execute("BEGIN IMMEDIATE")
-                self._locked.set()
-                self._release.wait(120)
-                conn.execute("ROLLBACK")
-                conn.close()
-            else:
-                asyncio.run(self._hold_row())
+            asyncio.run(self._hold_row())
         except BaseException as exc:  # reported by __enter__ when the lock was never taken
             self._error = exc
             self._locked.set()
@@ -199,11 +190,6 @@ def line_items_by_reference(database_url: str, account_id: int) -> dict[str, lis
 
 def execute_sql(database_url: str, sql: str) -> None:
     """Raw SQL on a connection of its own (DDL for fault injection, stamping the schema version)."""
-    if database_url.startswith("sqlite"):
-        with sqlite3.connect(database_url.removeprefix("sqlite:///"), timeout=30) as conn:
-            conn.executescript(sql)
-        return
-
     import asyncpg
 
     async def run() -> None:

@@ -95,7 +95,7 @@ def test_healthz_and_readyz(safety_server: LiveServer, database_url: str) -> Non
     assert httpx.get(f"{safety_server.url}/healthz").json() == {"status": "ok"}
     ready = httpx.get(f"{safety_server.url}/readyz")
     assert (ready.status_code, ready.json()) == (200, {"status": "ready", "revision": head_revision()})
-    execute_sql(database_url, "UPDATE alembic_version SET version_num = '0001'")
+    execute_sql(database_url, "UPDATE alembic_version SET version_num = '0000'")  # a revision before ours
     try:
         pending = httpx.get(f"{safety_server.url}/readyz")
         assert httpx.get(f"{safety_server.url}/healthz").status_code == 200
@@ -103,7 +103,7 @@ def test_healthz_and_readyz(safety_server: LiveServer, database_url: str) -> Non
         execute_sql(database_url, f"UPDATE alembic_version SET version_num = '{head_revision()}'")
     assert (pending.status_code, pending.json()) == (
         503,
-        {"status": "migrations pending", "current": "0001", "head": head_revision()},
+        {"status": "migrations pending", "current": "0000", "head": head_revision()},
     )
     assert httpx.get(f"{safety_server.url}/readyz").status_code == 200
 

@@ -1,22 +1,18 @@
 """`giftledger serve --workers N`: the parent deals connections to its workers in turn (cli/serving.py), so a
-few long-lived till connections are spread evenly; a worker that dies is replaced; SIGTERM stops them all.
-SQLite serves from one process only, and says so."""
+few long-lived till connections are spread evenly; a worker that dies is replaced; SIGTERM stops them all."""
 
 from __future__ import annotations
 
 import os
 import signal
 import socket
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from giftledger.cli import serving
-from tests.support import SECRET, LiveServer, start_server
+from tests.support import LiveServer, start_server
 
 WORKERS = 2
 CONNECTIONS = 8
@@ -145,32 +141,3 @@ def test_sigterm_stops_the_parent_and_every_worker(several: LiveServer) -> None:
     _wait_for(lambda: not any(Path(f"/proc/{pid}").exists() for pid in workers), timeout=10)
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", _port(several)), timeout=2)
-
-
-def test_sqlite_refuses_several_workers(tmp_path: Path) -> None:
-    database = tmp_path / "never-created.sqlite3"
-    done = subprocess.run(
-        [sys.executable, "-m", "giftledger", "serve", "--port", "0", "--workers", "2"],
-        env={**os.environ, "GIFTLEDGER_DATABASE_URL": f"sqlite:///{database}", "GIFTLEDGER_SECRET_KEY": SECRET},
-        cwd=str(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert done.returncode == 1
-    assert "SQLite serves from one process; use PostgreSQL for --workers > 1" in done.stderr
-    assert not database.exists()  # refused before migrating: no database was created
-
-
-def test_a_worker_that_cannot_start_stops_the_server() -> None:
-    """Not restarted for ever: the parent stops with an error naming the worker's exit code."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    broken = {**serving.options("127.0.0.1", port), "app": "giftledger_no_such_module:app"}
-    started = time.monotonic()
-    with pytest.raises(SystemExit, match=r"a worker could not start \(exit code 3\)"):
-        serving.Dealer(broken, WORKERS).run()
-    assert time.monotonic() - started < serving.START_S + 5
-    with pytest.raises(OSError):
-        socket.create_connection(("127.0.0.1", port), timeout=2)

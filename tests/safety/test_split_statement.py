@@ -1,5 +1,5 @@
-"""The redemption statement on PostgreSQL (storage/tills.py) splits a debit across tender and discount in
-SQL: it must give exactly what `domain.ledger.debit_split` gives, down to the rounding, for every holding."""
+"""The ledger's movement statement (storage/ledger.py) splits a debit across tender and discount in SQL: it
+must give exactly what `domain.ledger.debit_split` gives, down to the rounding, for every holding."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import asyncpg  # type: ignore[import-untyped]
 
 from giftledger.domain.ledger import Holding, debit_split
 from giftledger.domain.validation import MAX_AMOUNT
-from giftledger.storage.tills import _DEBIT_DISCOUNT
+from giftledger.storage.ledger import DEBIT_DISCOUNT
 
 
 def _cases() -> list[tuple[int, int, int]]:
@@ -34,7 +34,7 @@ def _cases() -> list[tuple[int, int, int]]:
 
 def test_sql_debit_split_is_the_domain_split(postgres_base: str) -> None:
     cases = _cases()
-    discount_sql = _DEBIT_DISCOUNT.format(amount="c.amount", tender="c.tender", discount="c.discount")
+    discount_sql = DEBIT_DISCOUNT.format(amount="c.amount", tender="c.tender", discount="c.discount")
     query = f"""
         SELECT c.tender, c.discount, c.amount, {discount_sql} AS taken
         FROM unnest($1::bigint[], $2::bigint[], $3::bigint[]) AS c(tender, discount, amount)
@@ -52,5 +52,5 @@ def test_sql_debit_split_is_the_domain_split(postgres_base: str) -> None:
     assert len(results) == len(cases) > 5000
     for tender, discount, amount, taken in results:
         split = debit_split(Holding(tender, discount), amount)
-        # the statement's line item: tender = value + taken, discount = -taken (storage/tills.py)
+        # the statement's line item: tender = value + taken, discount = -taken (storage/ledger.py)
         assert (-amount + taken, -taken) == (split.tender, split.discount), (tender, discount, amount)

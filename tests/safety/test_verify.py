@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import asyncpg  # type: ignore[import-untyped]
 import pytest
 from click.testing import CliRunner
 
@@ -32,24 +32,13 @@ from tests.support import (
     drop_postgres_database,
     migrate_database,
     new_demo,
-    postgres_reachable,
     with_services,
 )
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def scratch_url(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, pg_base_url: str
-) -> Iterator[str]:
+@pytest.fixture(scope="module")
+def scratch_url(pg_base_url: str) -> Iterator[str]:
     """A database of this module's own: the tests below break its constraints on purpose."""
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path_factory.mktemp('scratch') / 'scratch.sqlite3'}"
-        migrate_database(url)
-        yield url
-        return
-    reason = postgres_reachable(pg_base_url)
-    if reason is not None:
-        pytest.skip(reason)
     url = create_postgres_database(pg_base_url)
     try:
         migrate_database(url)
@@ -59,17 +48,7 @@ def scratch_url(
 
 
 def execute(url: str, *statements: str) -> None:
-    """Raw SQL on its own connection, past the application (SQLite: with CHECK constraints ignored)."""
-    if url.startswith("sqlite"):
-        conn = sqlite3.connect(url.removeprefix("sqlite:///"), isolation_level=None)
-        try:
-            conn.execute("PRAGMA ignore_check_constraints = ON")
-            for statement in statements:
-                conn.execute(statement)
-        finally:
-            conn.close()
-        return
-
+    """Raw SQL on its own connection, past the application."""
     import asyncpg  # type: ignore[import-untyped]
 
     async def run() -> None:
@@ -171,9 +150,13 @@ def test_every_account_is_checked_by_default(scratch_url: str) -> None:
     assert checked == sorted(checked)
 
 
-def test_an_unknown_account_or_an_empty_database_cannot_be_verified(scratch_url: str, tmp_path: Path) -> None:
+def test_an_unknown_account_or_an_empty_database_cannot_be_verified(scratch_url: str, pg_base_url: str) -> None:
     assert run_verify(scratch_url, "--account-id", "987654321") == (2, "Error: There is no account 987654321.\n")
-    code, output = run_verify(f"sqlite:///{tmp_path / 'empty.sqlite3'}")
+    empty = create_postgres_database(pg_base_url)
+    try:
+        code, output = run_verify(empty)
+    finally:
+        drop_postgres_database(pg_base_url, empty)
     assert (code, output) == (2, "Error: this database has no giftledger schema (run `giftledger migrate`)\n")
 
 
@@ -215,8 +198,7 @@ def test_the_installed_command_exits_1_and_prints_each_violation(scratch_url: st
 
 
 def _drop_constraint(url: str, table: str, name: str) -> None:
-    if not url.startswith("sqlite"):  # SQLite ignores CHECKs in `execute`; PostgreSQL needs them dropped
-        execute(url, f"ALTER TABLE {table} DROP CONSTRAINT {name}")
+    execute(url, f"ALTER TABLE {table} DROP CONSTRAINT {name}")
 
 
 def test_a_balance_that_drifted_from_its_line_items(scratch_url: str) -> None:
@@ -304,12 +286,6 @@ def test_a_line_item_reversed_twice(scratch_url: str) -> None:
     demo, ids = populate(scratch_url)
     second = _copy_line_item(ids["reversal"], type_id=8, value=-700, tender=-700, reverses_line_item_id="NULL")
     twice = _copy_line_item(ids["reversal"])
-    if scratch_url.startswith("sqlite"):
-        # SQLite cannot drop the unique index: the database itself refuses the second reversal
-        with pytest.raises(sqlite3.IntegrityError, match="UNIQUE constraint failed"):
-            execute(scratch_url, twice)
-        assert report(scratch_url, demo.account_id) == {}
-        return
     execute(scratch_url, "ALTER TABLE line_items DROP CONSTRAINT uq_line_items_reverses", twice, second)
     assert report(scratch_url, demo.account_id) == {
         "reversed_once": [f"line item {ids['redemption']} is reversed 2 times"]
@@ -342,7 +318,7 @@ def test_orders_whose_totals_or_status_disagree_with_their_line_items(scratch_ur
 
 def test_line_items_are_append_only_in_the_database(scratch_url: str) -> None:
     demo, ids = populate(scratch_url)
-    error = sqlite3.IntegrityError if scratch_url.startswith("sqlite") else Exception
+    error = asyncpg.RestrictViolationError
     with pytest.raises(error, match="line_items are append-only: UPDATE refused"):
         execute(scratch_url, f"UPDATE line_items SET value = value + 1 WHERE id = {ids['top_up']}")
     with pytest.raises(error, match="line_items are append-only: DELETE refused"):

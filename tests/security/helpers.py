@@ -43,12 +43,9 @@ def run_services(database_url: str, work: Callable[[Services], Awaitable[T]], **
 
 @contextmanager
 def isolated_server(database_url: str, pg_base_url: str, log_dir: Path, env: dict[str, str]) -> Iterator[LiveServer]:
-    """A live server on a database of its own (same backend as `database_url`), so that what its tests
-    count per client address (all of them come from 127.0.0.1) never reaches another test's server."""
-    if database_url.startswith("sqlite"):
-        url = f"sqlite:///{log_dir / 'isolated.sqlite3'}"
-    else:
-        url = create_postgres_database(pg_base_url)
+    """A live server on a database of its own, so that what its tests count per client address (all of them
+    come from 127.0.0.1) never reaches another test's server."""
+    url = create_postgres_database(pg_base_url)
     try:
         migrate_database(url)
         server = start_server(url, log_dir, env)
@@ -57,8 +54,7 @@ def isolated_server(database_url: str, pg_base_url: str, log_dir: Path, env: dic
         finally:
             server.stop()
     finally:
-        if not url.startswith("sqlite"):
-            drop_postgres_database(pg_base_url, url)
+        drop_postgres_database(pg_base_url, url)
 
 
 def wait_for(condition: Callable[[], T | None], timeout: float = 15.0, interval: float = 0.05) -> T:

@@ -21,6 +21,7 @@ from giftledger.services import guessing, queries, setup
 from giftledger.services.adjustments import AdjustmentRequest, adjust_balance
 from giftledger.services.context import Principal, Services
 from giftledger.services.guessing import CARD_LOOKUPS_THROTTLED, CardLookupsThrottled
+from giftledger.storage.guessing import CardMisses
 from tests.api import documents
 from tests.api.till import adjustment_variables, only_error, sold
 from tests.security.helpers import api_user, audit_events, events_after, isolated_server, operator, run_services
@@ -172,12 +173,12 @@ def test_misses_age_out_of_the_window(database_url: str, demo: Demo) -> None:
     start = datetime(2030, 1, 1, tzinfo=UTC)
 
     async def allowed(services: Services, at: datetime) -> int | None:
-        async with services.unit_of_work(demo.account_id) as uow:
-            try:
-                await guessing.ensure_allowed(uow, services.settings, principal, now=at)
-            except CardLookupsThrottled as paused:
-                return paused.retry_after_seconds
-        return None
+        """Seconds until look-ups resume at `at` (None: allowed), from the misses as a look-up counts them."""
+        who = guessing.caller(services.settings, principal, at)
+        assert who.subject is not None
+        async with services.unit_of_work(operator(demo.account_id)) as uow:
+            counts = await CardMisses(uow.conn).counts(who.subject, principal.client_address, who.misses_since)
+        return guessing.pause_seconds(services.settings, principal, *counts, at)
 
     async def work(services: Services) -> list[object]:
         starts = [await guessing.record_miss(services, principal, now=start + timedelta(seconds=i)) for i in range(5)]

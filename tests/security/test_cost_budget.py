@@ -146,15 +146,11 @@ def test_concurrent_requests_never_spend_the_same_credits(database_url: str) -> 
 def test_a_spend_leaves_its_connection_committing_durably(database_url: str) -> None:
     """The spend commits without waiting for the disk (storage/throttle.py), for its own transaction only:
     the next statement on the same pooled connection (a redemption, say) is durable again."""
-    if database_url.startswith("sqlite"):
-        pytest.skip("SQLite's spend is SQLAlchemy's, in a transaction of its own")
     subject = f"test-durable:{id(object())}"
 
     async def work(services: Services) -> tuple[bool, str]:
-        native = services.db.native
-        assert native is not None
         spent = await throttle.spend(services, subject, 5, now=10.0)
-        row = await native.fetchrow("SELECT current_setting('synchronous_commit') AS setting")
+        row = await services.db.fetchrow("SELECT current_setting('synchronous_commit') AS setting")
         assert row is not None
         return spent.charged, str(row["setting"])
 

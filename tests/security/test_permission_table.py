@@ -97,7 +97,10 @@ def table_demo(database_url: str) -> tuple[Demo, dict[Role, Principal]]:
             people[role] = Principal("user", user_id, demo.account_id, role, None, email)
         [row] = await setup.list_api_users(services, operator(demo.account_id), POINTONE)
         await setup.reset_api_user_password(services, operator(demo.account_id), row.id)
-        people[Role.API_USER] = Principal("api_user", row.id, demo.account_id, Role.API_USER, POINTONE, row.username)
+        [row] = await setup.list_api_users(services, operator(demo.account_id), POINTONE)  # its new token version
+        people[Role.API_USER] = Principal(
+            "api_user", row.id, demo.account_id, Role.API_USER, POINTONE, row.username, token_version=row.token_version
+        )
         return people
 
     return demo, run_services(database_url, work)

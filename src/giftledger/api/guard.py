@@ -25,7 +25,6 @@ from graphql import (
     OperationType,
 )
 from graphql.execution.values import get_argument_values
-from sqlalchemy.exc import SQLAlchemyError
 from starlette.responses import Response
 
 from giftledger.api import cost, limits
@@ -89,7 +88,7 @@ class Guard:
             return ticket
         try:
             ticket.budget, ticket.principal = await self._spend(context, ticket.requested)
-        except (Retryable, SQLAlchemyError) as error:  # the budget fails open: the request fails on its own
+        except Retryable as error:  # the budget fails open: the request fails on its own
             log.warning("cost budget unavailable: %s", type(error).__name__)
             return ticket
         if not ticket.budget.charged:
@@ -97,18 +96,18 @@ class Guard:
         return ticket
 
     async def _spend(self, context: RequestContext, cost: int) -> tuple[BudgetStatus, Principal | None]:
-        """Charge the request to its caller, whose token the spend's statement confirms when the caller is
-        pending (api/context.py), or to its client address when it has no valid token."""
+        """Charge the request to its caller, whose credential the spend's statement checks, or to its client
+        address when it has no valid (or a revoked) token."""
         caller = await context.budget_caller()
         if caller is not None:
             subject = throttle.subject_of(caller, context.client_address)
             try:
                 status = await throttle.spend(self.services, subject, cost, caller=caller)
             except Unauthorized:
-                context.refused()
+                context.spent(caller, live=False)
             else:
-                context.confirmed(caller)
-                return status, await context.principal()
+                context.spent(caller, live=True)
+                return status, caller
         return await throttle.spend(self.services, throttle.subject_of(None, context.client_address), cost), None
 
     async def settle(self, ticket: Ticket, body: dict[str, Any]) -> None:
@@ -126,7 +125,7 @@ class Guard:
         if ticket.budget is not None and actual < ticket.requested:
             try:
                 ticket.budget = await throttle.refund(self.services, ticket.budget, ticket.requested - actual)
-            except (Retryable, SQLAlchemyError) as error:
+            except Retryable as error:
                 log.warning("cost refund failed: %s", type(error).__name__)
         body["extensions"] = {**(body.get("extensions") or {}), "cost": _cost(ticket, actual)}
         self._audit(ticket, body)

@@ -71,7 +71,7 @@ class IdempotencyGuard:
         self.services = services
         self._instance = uuid.uuid4().hex
         # Keys running in this process: a retry arriving meanwhile is answered without waiting for the
-        # database (on SQLite it would queue behind the first request's own transactions).
+        # database (it would wait for the first request's lock on the key's row).
         self._running: dict[tuple[int, str], str] = {}
 
     async def guard(
@@ -102,8 +102,8 @@ class IdempotencyGuard:
         owner = f"{self._instance}:{uuid.uuid4().hex}"
         try:
             # a stored reply is only for a caller who may still act on the account (not a revoked token)
-            await recognise(self.services, bearer)
-            outcome = await idempotency.claim(self.services, account_id, key, digest, owner)
+            principal = await recognise(self.services, bearer)
+            outcome = await idempotency.claim(self.services, principal, key, digest, owner)
         except Unauthorized:
             return await run()
         except Retryable as exc:

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any
 
 from graphql import GraphQLResolveInfo, GraphQLSchema
 
 from giftledger.api import shapes
 from giftledger.api.context import RequestContext
-from giftledger.domain.errors import DomainError, Unauthorized
 from giftledger.services import queries
 from giftledger.services.access import log_in
 from giftledger.services.adjustments import AdjustmentRequest, adjust_balance
@@ -19,30 +18,11 @@ from giftledger.services.sales import Discount, OrderItem, OrderRequest, Receipt
 from giftledger.services.views import CardView, LineItemView, Page
 
 Resolver = Callable[..., Awaitable[Any]]
-T = TypeVar("T")
 
 
 def _ctx(info: GraphQLResolveInfo) -> RequestContext:
     context: RequestContext = info.context
     return context
-
-
-async def _as_till(ctx: RequestContext, use: Callable[[Principal], Awaitable[T]]) -> T:
-    """A use case whose till statement confirms the caller's token itself (api/context.py): it returns
-    only once its statement found the caller live, and raises Unauthorized when it found it revoked. One
-    refused before its statement ran (bad input, say) confirms the caller first, so that a revoked token is
-    told Unauthorized, as by every other operation."""
-    principal = await ctx.till_caller()
-    try:
-        result = await use(principal)
-    except Unauthorized:
-        ctx.refused()
-        raise
-    except DomainError:
-        await ctx.principal()
-        raise
-    ctx.confirmed(principal)
-    return result
 
 
 async def login_user(
@@ -63,7 +43,7 @@ async def login_user(
 
 async def products(_: Any, info: GraphQLResolveInfo, account_id: int) -> list[shapes.Shape]:
     ctx = _ctx(info)
-    views = await queries.list_products(ctx.services, await ctx.principal(), account_id)
+    views = await ctx.act(lambda principal: queries.list_products(ctx.services, principal, account_id))
     return [shapes.product(v) for v in views]
 
 
@@ -82,9 +62,7 @@ async def cards(
             ctx.services, principal, card_reference=card_reference, card_id=id, limit=limit, page=page
         )
 
-    # A balance check (by number or alias) is a till's statement; listing cards is not.
-    result = await (_as_till(ctx, find) if card_reference is not None else find(await ctx.principal()))
-    return shapes.page(result, shapes.card)
+    return shapes.page(await ctx.act(find), shapes.card)
 
 
 async def line_items(
@@ -105,12 +83,12 @@ async def line_items(
             page=page,
         )
 
-    return shapes.page(await _as_till(ctx, find), shapes.line_item)
+    return shapes.page(await ctx.act(find), shapes.line_item)
 
 
 async def orders(_: Any, info: GraphQLResolveInfo, limit: int | None = None, page: int | None = None) -> shapes.Shape:
     ctx = _ctx(info)
-    result = await queries.list_orders(ctx.services, await ctx.principal(), limit=limit, page=page)
+    result = await ctx.act(lambda principal: queries.list_orders(ctx.services, principal, limit=limit, page=page))
     return shapes.page(result, shapes.order)
 
 
@@ -118,31 +96,30 @@ async def consents(
     contact: shapes.Shape, info: GraphQLResolveInfo, limit: int | None = None, page: int | None = None
 ) -> shapes.Shape:
     ctx = _ctx(info)
-    result = await queries.list_consents(
-        ctx.services, await ctx.principal(), int(contact["id"]), limit=limit, page=page
+    result = await ctx.act(
+        lambda principal: queries.list_consents(ctx.services, principal, int(contact["id"]), limit=limit, page=page)
     )
     return shapes.page(result, shapes.consent)
 
 
 async def merchants(_: Any, info: GraphQLResolveInfo) -> list[shapes.Shape]:
     ctx = _ctx(info)
-    await ctx.principal()
-    return shapes.named(await queries.list_merchants(ctx.services))
+    return shapes.named(await ctx.act(lambda principal: queries.list_merchants(ctx.services, principal)))
 
 
 async def sales_channels(_: Any, info: GraphQLResolveInfo) -> list[shapes.Shape]:
-    await _ctx(info).principal()
-    return shapes.named(queries.sales_channels())
+    ctx = _ctx(info)
+    return shapes.named(await ctx.act(lambda principal: queries.sales_channels(ctx.services, principal)))
 
 
 async def fulfilment_methods(_: Any, info: GraphQLResolveInfo) -> list[shapes.Shape]:
-    await _ctx(info).principal()
-    return shapes.named(queries.fulfilment_methods())
+    ctx = _ctx(info)
+    return shapes.named(await ctx.act(lambda principal: queries.fulfilment_methods(ctx.services, principal)))
 
 
 async def accounts(_: Any, info: GraphQLResolveInfo) -> list[shapes.Shape]:
     ctx = _ctx(info)
-    return shapes.named(await queries.list_accounts(ctx.services, await ctx.principal()))
+    return shapes.named(await ctx.act(lambda principal: queries.list_accounts(ctx.services, principal)))
 
 
 def _order_item(raw: dict[str, Any] | None) -> OrderItem | None:
@@ -183,7 +160,7 @@ async def create_order(_: Any, info: GraphQLResolveInfo, **args: Any) -> shapes.
         if contact
         else None,
     )
-    return shapes.order(await sell_cards(ctx.services, await ctx.principal(), request))
+    return shapes.order(await ctx.act(lambda principal: sell_cards(ctx.services, principal, request)))
 
 
 async def create_balance_adjustment(_: Any, info: GraphQLResolveInfo, **args: Any) -> shapes.Shape:
@@ -196,7 +173,7 @@ async def create_balance_adjustment(_: Any, info: GraphQLResolveInfo, **args: An
         merchant_id=args["merchant_id"],
         merchant_transaction_reference=args.get("merchant_transaction_reference"),
     )
-    return shapes.adjustment(await _as_till(ctx, lambda principal: adjust_balance(ctx.services, principal, request)))
+    return shapes.adjustment(await ctx.act(lambda principal: adjust_balance(ctx.services, principal, request)))
 
 
 async def create_reversal(_: Any, info: GraphQLResolveInfo, **args: Any) -> shapes.Shape:
@@ -210,7 +187,7 @@ async def create_reversal(_: Any, info: GraphQLResolveInfo, **args: Any) -> shap
         unit_epos_reference=args["unit_epos_reference"],
         merchant_id=args["merchant_id"],
     )
-    return shapes.reversal(await reverse_line_items(ctx.services, await ctx.principal(), request))
+    return shapes.reversal(await ctx.act(lambda principal: reverse_line_items(ctx.services, principal, request)))
 
 
 ROOT_RESOLVERS: dict[str, dict[str, Resolver]] = {

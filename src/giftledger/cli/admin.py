@@ -11,15 +11,15 @@ import click
 from giftledger.cli.main import run_with_services
 from giftledger.domain.permissions import TEAM_ROLES
 from giftledger.services import queries, setup
-from giftledger.services.context import Services
+from giftledger.services.context import Principal, Services, operator
 
 
 def _echo(data: Any) -> None:
     click.echo(json.dumps(data))
 
 
-def _op(account_id: int) -> Any:
-    return setup.operator(account_id)
+def _op(account_id: int) -> Principal:
+    return operator(account_id)
 
 
 account_option = click.option("--account-id", type=int, required=True, help="the account to act on")
@@ -181,7 +181,7 @@ def cards_stock(ctx: click.Context, account_id: int, count: int, numbers: tuple[
 @click.pass_context
 def merchants(ctx: click.Context) -> None:
     """List the POS merchants and their ids."""
-    found = run_with_services(ctx, queries.list_merchants)
+    found = run_with_services(ctx, lambda services: queries.list_merchants(services, operator(0)))
     _echo({str(k): v for k, v in found.items()})
 
 

@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 
 import click
 
-from giftledger.app import build_services
+from giftledger.app import build_services, with_database
 from giftledger.config import ConfigurationError, Settings, load_settings
 from giftledger.domain.errors import DomainError, ValidationFailed
 from giftledger.services.context import Services
@@ -20,8 +20,9 @@ T = TypeVar("T")
 
 
 def settings_from(ctx: click.Context) -> Settings:
+    """The settings, with a database: the embedded server, held until the command exits, when no URL is set."""
     try:
-        return load_settings(database_url=ctx.obj.get("database_url"))
+        return with_database(load_settings(database_url=ctx.obj.get("database_url")))
     except ConfigurationError as exc:
         raise click.ClickException(str(exc)) from exc
 
@@ -52,7 +53,7 @@ def run_with_services(ctx: click.Context, work: Callable[[Services], Awaitable[T
     "--database-url",
     envvar="GIFTLEDGER_DATABASE_URL",
     default=None,
-    help="postgresql://user@host:port/db or sqlite:///path (default: ./var/giftledger.sqlite3)",
+    help="postgresql://user@host:port/db (default: the embedded server under ./var/postgres)",
 )
 @click.pass_context
 def cli(ctx: click.Context, database_url: str | None) -> None:
@@ -86,8 +87,6 @@ def migrate(ctx: click.Context) -> None:
 def serve(ctx: click.Context, host: str, port: int, workers: int) -> None:
     """Migrate if needed, then serve the API (and the dashboard)."""
     settings = settings_from(ctx)
-    if settings.database_url.startswith("sqlite") and workers > 1:
-        raise click.ClickException("SQLite serves from one process; use PostgreSQL for --workers > 1")
 
     async def _migrate() -> None:
         services = build_services(settings)
@@ -101,6 +100,7 @@ def serve(ctx: click.Context, host: str, port: int, workers: int) -> None:
 
     from giftledger.cli.serving import serve as serve_http
 
+    assert settings.database_url is not None
     os.environ["GIFTLEDGER_DATABASE_URL"] = settings.database_url
     click.echo(f"giftledger serving on http://{host}:{port}/ (GraphQL at http://{host}:{port}/graphql)")
     serve_http(host, port, workers)

@@ -17,7 +17,6 @@ from typing import Any
 from urllib.parse import quote
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
-from sqlalchemy.exc import SQLAlchemyError
 from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -376,8 +375,11 @@ class Dashboard:
                 client_address=client_address(request),
                 detail=change.detail,
             )
-        except (DomainError, SQLAlchemyError, OSError) as error:
+        except _RECORD_FAILURES as error:
             log.error("audit record of %s (%s) not written: %s", operation, code or "accepted", type(error).__name__)
+
+
+_RECORD_FAILURES: tuple[type[Exception], ...] = (DomainError, *audit.AUDIT_WRITE_ERRORS)
 
 
 def refusal_code(error: DomainError) -> str:

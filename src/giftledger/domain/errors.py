@@ -11,6 +11,7 @@ NEGATIVE_BALANCE = "Applying this transaction would have resulted in a negative 
 DUPLICATE_REFERENCE = "Duplicate reference supplied"
 CARD_NOT_FOUND = "No card has been found for this account for the card ref supplied. Transaction not applied."
 SITE_NOT_RECOGNISED = "The external_site_id supplied was not recognised for this account."
+BALANCE_LIMIT = "Applying this transaction would exceed the maximum card balance. Transaction not applied."
 
 
 class DomainError(Exception):
@@ -84,6 +85,16 @@ class NegativeBalance(DomainError):
 
     def __init__(self) -> None:
         super().__init__(NEGATIVE_BALANCE)
+
+
+class BalanceLimitExceeded(DomainError):
+    """The card's balance would go above the most a balance may hold (`domain.ledger.MAX_BALANCE`)."""
+
+    code = "BALANCE_LIMIT"
+    customer_facing = True
+
+    def __init__(self) -> None:
+        super().__init__(BALANCE_LIMIT)
 
 
 class DuplicateReference(DomainError):

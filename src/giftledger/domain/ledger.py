@@ -10,7 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import IntEnum
 
-from giftledger.domain.errors import NegativeBalance
+from giftledger.domain.errors import BalanceLimitExceeded, NegativeBalance
+
+# The most a card may hold, in pence: the contract returns balances as GraphQL Int (32-bit signed), so a
+# larger one could be stored but never reported. Sums of many cards are reported as Float or not at all.
+MAX_BALANCE = 2_147_483_647
 
 
 class LineItemType(IntEnum):
@@ -60,6 +64,8 @@ class Holding:
         after = Holding(self.tender + movement.tender, self.discount + movement.discount)
         if after.tender < 0 or after.discount < 0:
             raise NegativeBalance()
+        if after.balance > MAX_BALANCE:
+            raise BalanceLimitExceeded()
         return after
 
 

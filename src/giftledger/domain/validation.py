@@ -21,9 +21,12 @@ class Problems:
     def __bool__(self) -> bool:
         return bool(self.fields)
 
+    def error(self) -> ValidationFailed:
+        return ValidationFailed(self.fields)
+
     def raise_if_any(self) -> None:
         if self.fields:
-            raise ValidationFailed(self.fields)
+            raise self.error()
 
     def required_text(self, field: str, value: str | None, *, max_length: int = MAX_TEXT_LENGTH) -> str | None:
         """A required string: trimmed, non-empty, printable and not too long."""

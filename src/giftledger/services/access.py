@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 
 from giftledger.auth.passwords import check_password
@@ -13,7 +13,6 @@ from giftledger.services.context import Principal, Services
 from giftledger.storage.clock import utcnow
 from giftledger.storage.people import Directory
 from giftledger.storage.records import ApiUserRow
-from giftledger.storage.tills import TillStatements
 
 LOGIN_REFUSED = "Unauthorized"
 LOGIN_THROTTLED = "Too many failed login attempts. Try again later."
@@ -60,11 +59,13 @@ async def log_in(
     stored_hash = api_user.password_hash if api_user else user.password_hash if user else None
     if await check_password(stored_hash, password):
         if api_user is not None and api_user.deleted_at is None:
-            principal = _api_user_principal(api_user)
+            principal = _api_user_principal(api_user, api_user.token_version)
             version = api_user.token_version
         elif user is not None and user.deleted_at is None and memberships:
             first = memberships[0]
-            principal = Principal("user", user.id, first.account_id, Role(first.role), None, user.email)
+            principal = Principal(
+                "user", user.id, first.account_id, Role(first.role), None, user.email, token_version=user.token_version
+            )
             version = user.token_version
     async with services.db.transaction() as conn:
         await Directory(conn).record_login(subjects, principal is not None)
@@ -74,42 +75,52 @@ async def log_in(
     return Login(token, principal)
 
 
-async def recognise(services: Services, token: str, *, account_id: int | None = None) -> Principal:
-    """The principal a bearer token stands for, checked against the database on every request so that
-    deleting a user or rotating its credentials revokes its tokens at once."""
+async def recognise(services: Services, token: str, *, client_address: str | None = None) -> Principal:
+    """The principal a bearer token names (see `caller_for`)."""
     claims = services.tokens.verify(token)
     if claims is None:
         raise Unauthorized()
-    return await principal_for(services, claims, account_id=account_id)
+    return await caller_for(services, claims, client_address=client_address)
 
 
-def _api_user_principal(api_user: ApiUserRow) -> Principal:
+def _api_user_principal(api_user: ApiUserRow, version: int) -> Principal:
     return Principal(
-        "api_user", api_user.id, api_user.account_id, Role.API_USER, api_user.merchant_id, api_user.username
+        "api_user",
+        api_user.id,
+        api_user.account_id,
+        Role.API_USER,
+        api_user.merchant_id,
+        api_user.username,
+        token_version=version,
     )
 
 
-def _api_principal(api_user: ApiUserRow | None, claims: TokenClaims) -> Principal:
-    """The API user a token's claims name, while it is live and its tokens are not revoked."""
-    if api_user is None or api_user.deleted_at is not None or api_user.token_version != claims.version:
-        raise Unauthorized()
-    return _api_user_principal(api_user)
-
-
-async def principal_for(services: Services, claims: TokenClaims, *, account_id: int | None = None) -> Principal:
-    """The principal for a token's verified claims (see `recognise`)."""
-    if claims.subject_kind == "api_user" and services.db.native is not None:  # a till: one prepared statement
-        api_user = await TillStatements(services.db.native).api_user(claims.subject_id)
-        return _api_principal(api_user, claims)
+async def caller_for(services: Services, claims: TokenClaims, *, client_address: str | None = None) -> Principal:
+    """The principal a token's verified claims name. An API user this process has recognised before costs no
+    look-up: what never changes about it is remembered (`KnownApiUsers`), and whether its credential is still
+    live is checked by the statement that acts for it, as for every principal (services/context.py). Anyone
+    else is looked up now, and refused when no longer live."""
+    if claims.subject_kind == "api_user":
+        known = services.api_users.get(claims.subject_id)
+        if known is None or known.account_id != claims.account_id:
+            async with services.db.read() as conn:
+                api_user = await Directory(conn).api_user(claims.subject_id)
+            if api_user is None or api_user.deleted_at is not None or api_user.token_version != claims.version:
+                raise Unauthorized()
+            known = _api_user_principal(api_user, claims.version)
+            services.api_users.remember(known)
+        if known.account_id != claims.account_id:
+            raise Unauthorized()
+        return replace(known, client_address=client_address, token_version=claims.version)
     async with services.db.read() as conn:
         directory = Directory(conn)
-        if claims.subject_kind == "api_user":
-            return _api_principal(await directory.api_user(claims.subject_id), claims)
         user = await directory.user(claims.subject_id)
         if user is None or user.deleted_at is not None or user.token_version != claims.version:
             raise Unauthorized()
-        wanted = account_id if account_id is not None else claims.account_id
         for membership in await directory.memberships(user.id):
-            if membership.account_id == wanted:
-                return Principal("user", user.id, membership.account_id, Role(membership.role), None, user.email)
-        raise Unauthorized()
+            if membership.account_id == claims.account_id:
+                role = Role(membership.role)
+                return Principal(
+                    "user", user.id, membership.account_id, role, None, user.email, client_address, claims.version
+                )
+    raise Unauthorized()

@@ -15,13 +15,13 @@ from giftledger.storage.records import ApiUserRow, PriceModifierRow, ProductRow,
 
 async def site_settings(services: Services, principal: Principal) -> list[SiteRow]:
     principal.require(Permission.SITE_MANAGE)
-    async with services.unit_of_work(principal.account_id) as uow:
+    async with services.unit_of_work(principal) as uow:
         return await uow.sites.active()
 
 
 async def site(services: Services, principal: Principal, site_id: int) -> SiteRow:
     principal.require(Permission.SITE_MANAGE)
-    async with services.unit_of_work(principal.account_id) as uow:
+    async with services.unit_of_work(principal) as uow:
         row = await uow.sites.get(site_id)
     if row is None or row.deleted_at is not None:
         raise NotFound("No such site.")
@@ -39,7 +39,7 @@ class IntegrationSummary:
 async def integrations(services: Services, principal: Principal) -> list[IntegrationSummary]:
     """A tile per POS merchant, with how far its set-up has got."""
     principal.require(Permission.INTEGRATION_MANAGE)
-    async with services.unit_of_work(principal.account_id) as uow:
+    async with services.unit_of_work(principal) as uow:
         merchants = await uow.directory.merchants()
         users = await uow.team.api_users()
         live = {s.id for s in await uow.sites.active()}
@@ -68,7 +68,7 @@ class Integration:
 
 async def integration(services: Services, principal: Principal, merchant_id: int) -> Integration:
     principal.require(Permission.INTEGRATION_MANAGE)
-    async with services.unit_of_work(principal.account_id) as uow:
+    async with services.unit_of_work(principal) as uow:
         merchants = await uow.directory.merchants()
         if merchant_id not in merchants:
             raise NotFound("No such integration.")
@@ -90,7 +90,7 @@ class InStoreGift:
 async def in_store_gift(services: Services, principal: Principal) -> InStoreGift:
     """The account's "In-Store Gift" product: its ID (tills send it as product_id) and price modifiers."""
     principal.require(Permission.PRODUCT_READ)
-    async with services.unit_of_work(principal.account_id) as uow:
+    async with services.unit_of_work(principal) as uow:
         product = await uow.catalogue.product_named(IN_STORE_PRODUCT)
         if product is None:
             raise NotFound("This account has no In-Store Gift product.")

@@ -20,7 +20,6 @@ from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from giftledger.domain.errors import NOT_EXPECTED, Retryable, ValidationFailed
@@ -33,8 +32,8 @@ from giftledger.storage import audit as storage
 from giftledger.storage.audit import AuditEventRow, AuditFilter, AuditLog, NewAuditEvent
 from giftledger.storage.cards import Cards
 from giftledger.storage.clock import utcnow
+from giftledger.storage.database import DATABASE_ERRORS
 from giftledger.storage.ledger import Ledger
-from giftledger.storage.native import DATABASE_ERRORS
 from giftledger.storage.sites import Sites
 
 log = logging.getLogger("giftledger.audit")
@@ -224,7 +223,7 @@ class Attempt:
 
 
 # Why a batch may not be written now (it waits and is tried again): the database is away or refused it.
-AUDIT_WRITE_ERRORS: tuple[type[Exception], ...] = (Retryable, SQLAlchemyError, OSError, *DATABASE_ERRORS)
+AUDIT_WRITE_ERRORS: tuple[type[Exception], ...] = (Retryable, OSError, *DATABASE_ERRORS)
 
 
 @dataclass
@@ -305,10 +304,9 @@ class AuditQueue:
 
 
 async def _write_batch(services: Services, batch: list[Attempt]) -> None:
-    """A batch of attempts in one transaction. On PostgreSQL one statement writes them all (each till's site
-    is looked up inside it), unless an attempt names line items (a reversal: their cards are read first)."""
-    native = services.db.native
-    if native is not None and not any(a.line_item_ids for a in batch):
+    """A batch of attempts in one transaction: one statement writes them all (each till's site is looked up
+    inside it), unless an attempt names line items (a reversal: their cards are read first)."""
+    if not any(a.line_item_ids for a in batch):
         rows = [
             (
                 _new_event(
@@ -327,7 +325,7 @@ async def _write_batch(services: Services, batch: list[Attempt]) -> None:
             )
             for a in batch
         ]
-        await storage.AuditStatements(native).add(rows)
+        await storage.AuditStatements(services.db).add(rows)
         return
     async with services.db.transaction() as conn:
         await _write_batch_in(conn, batch)

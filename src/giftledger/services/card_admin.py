@@ -5,25 +5,23 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy.exc import IntegrityError
-
 from giftledger.domain.errors import (
     NOT_EXPECTED,
     REQUIRED,
-    AlreadyReversed,
     CardNotFound,
-    NegativeBalance,
     NotFound,
     ValidationFailed,
 )
-from giftledger.domain.ledger import Holding, LineItemType, Split, movement_split
+from giftledger.domain.ledger import Holding, LineItemType, Split
 from giftledger.domain.permissions import Permission
 from giftledger.domain.validation import MAX_AMOUNT, Problems
-from giftledger.services import guessing
-from giftledger.services.context import Principal, Services, broke
+from giftledger.services import ledger
+from giftledger.services.context import Principal, Services
+from giftledger.services.queries import look_up_card
 from giftledger.services.reversals import reverse_one
 from giftledger.services.views import OrderView, order_views
-from giftledger.storage.ledger import Actor, NewLineItem
+from giftledger.storage.database import ConstraintBroken
+from giftledger.storage.ledger import Actor, Entry
 from giftledger.storage.records import CardRow, ContactRow, LineItemRow, SiteRow
 
 MAX_REASON_LENGTH = 500
@@ -54,18 +52,15 @@ async def find_card(services: Services, principal: Principal, reference: str | N
     number = problems.card_reference("card_reference", cleaned)
     problems.raise_if_any()
     assert number is not None
-    async with services.unit_of_work(principal.account_id) as uow:
-        await guessing.ensure_allowed(uow, services.settings, principal)
-        card = await uow.cards.find(number)
-    if card is None:
-        await guessing.record_miss(services, principal)
+    lookup = await look_up_card(services, principal, number, limit=1, offset=0, include_stock=True)
+    if not lookup.cards:
         raise CardNotFound()
-    return card.id
+    return lookup.cards[0][0].id
 
 
 async def card_history(services: Services, principal: Principal, card_id: int) -> CardHistory:
     principal.require(Permission.CARD_READ)
-    async with services.unit_of_work(principal.account_id) as uow:
+    async with services.unit_of_work(principal) as uow:
         card = await uow.cards.get(card_id)
         if card is None:
             raise NotFound("No such card.")
@@ -100,32 +95,24 @@ async def adjust_card(
     if adjustment.credit_as not in CREDIT_KINDS:
         problems.add("credit_as", NOT_EXPECTED)
     try:
-        async with services.unit_of_work(principal.account_id) as uow:
+        async with services.unit_of_work(principal) as uow:
             live_sites = {s.id for s in await uow.sites.active()}
             if adjustment.site_id is not None and adjustment.site_id not in live_sites:
                 problems.add("site_id", NOT_EXPECTED)
             problems.raise_if_any()
             assert value is not None and reason is not None
-            card = await uow.cards.get(card_id, lock=True)
+            card = await uow.cards.get(card_id)
             if card is None or card.status != "active":
                 raise CardNotFound()
-            credit = None
-            if value > 0:
-                credit = Split(value, 0) if adjustment.credit_as == "tender" else Split(0, value)
-            split = movement_split(Holding(card.tender_balance, card.discount_balance), value, credit)
+            credit = Split(value, 0) if adjustment.credit_as == "tender" else Split(0, value)
             actor = Actor(user_id=principal.user_id, site_id=adjustment.site_id)
             transaction_id = await uow.ledger.open_transaction("manual_adjustment", actor, None, reason)
-            item_id = await uow.ledger.append(
-                transaction_id, actor, NewLineItem(card.id, LineItemType.MANUAL_ADJUSTMENT, split, note=reason)
-            )
-            if await uow.cards.move(card.id, split) is None:
-                raise NegativeBalance()
+            adjusted = Entry(card.id, LineItemType.MANUAL_ADJUSTMENT, value, credit=credit, note=reason)
+            item_id = await ledger.post(uow, transaction_id, actor, adjusted)
             [item] = await uow.ledger.many([item_id])
             return item
-    except IntegrityError as error:
-        if broke(error, "ck_cards_balance_not_negative", "ck_cards_balance_not_negative"):
-            raise NegativeBalance() from error
-        raise
+    except ConstraintBroken as broken:
+        raise await ledger.refusal_for(services, principal, broken) from broken
 
 
 async def reversal_preview(
@@ -145,7 +132,7 @@ async def reverse_line_item(services: Services, principal: Principal, line_item_
     site (so per-site figures stay right) and by the dashboard user; it has no till reference."""
     principal.require(Permission.LINE_ITEM_REVERSE)
     try:
-        async with services.unit_of_work(principal.account_id) as uow:
+        async with services.unit_of_work(principal) as uow:
             original = await uow.ledger.get(line_item_id)
             if original is None:
                 raise NotFound("No such line item.")
@@ -157,24 +144,20 @@ async def reverse_line_item(services: Services, principal: Principal, line_item_
                 raise ValidationFailed.one("line_item_id", "A reversal cannot be reversed.") from error
             [item] = await uow.ledger.many([item_id])
             return item
-    except IntegrityError as error:
-        if broke(error, "uq_line_items_reverses", "line_items.reverses_line_item_id"):
-            raise AlreadyReversed(line_item_id) from error
-        if broke(error, "ck_cards_balance_not_negative", "ck_cards_balance_not_negative"):
-            raise NegativeBalance() from error
-        raise
+    except ConstraintBroken as broken:
+        raise await ledger.refusal_for(services, principal, broken, reversing=[line_item_id]) from broken
 
 
 async def adjustment_sites(services: Services, principal: Principal) -> list[SiteRow]:
     """The sites a manual adjustment can be booked at."""
     principal.require(Permission.CARD_ADJUST)
-    async with services.unit_of_work(principal.account_id) as uow:
+    async with services.unit_of_work(principal) as uow:
         return await uow.sites.active()
 
 
 async def order_detail(services: Services, principal: Principal, order_id: int) -> OrderView:
     principal.require(Permission.ORDER_READ)
-    async with services.unit_of_work(principal.account_id) as uow:
+    async with services.unit_of_work(principal) as uow:
         order = await uow.orders.get(order_id)
         if order is None:
             raise NotFound("No such order.")

@@ -9,7 +9,7 @@ from giftledger.auth.passwords import generate_password
 from giftledger.domain.catalogue import POINTONE
 from giftledger.domain.permissions import Role
 from giftledger.services import setup
-from giftledger.services.context import Services
+from giftledger.services.context import Services, operator
 from giftledger.storage.people import Directory
 
 DEMO_ACCOUNT = "Demo Restaurants"
@@ -28,7 +28,7 @@ async def load_demo(services: Services, account_name: str = DEMO_ACCOUNT) -> dic
     created = account_id is None
     if account_id is None:
         account_id = await setup.create_account(services, account_name)
-    op = setup.operator(account_id)
+    op = operator(account_id)
     slug = _slug(account_name)
     owner_email = f"owner@{slug}.example"
     owner_password = generate_password(16)
@@ -41,7 +41,7 @@ async def load_demo(services: Services, account_name: str = DEMO_ACCOUNT) -> dic
         await setup.set_site_mapping(services, op, POINTONE, {first: "test", second: f"{slug}-leeds"})
     else:
         await setup.set_user_password(services, owner_email, owner_password)
-    async with services.unit_of_work(account_id) as uow:
+    async with services.unit_of_work(op) as uow:
         product = await uow.catalogue.product_named(setup.IN_STORE_PRODUCT)
         assert product is not None
         modifiers = await uow.catalogue.price_modifiers([product.id])
@@ -60,7 +60,7 @@ async def load_demo(services: Services, account_name: str = DEMO_ACCOUNT) -> dic
     else:
         new = await setup.create_api_user(services, op, POINTONE)
         api_username, api_password = new.username, new.password
-    async with services.unit_of_work(account_id) as uow:
+    async with services.unit_of_work(op) as uow:
         stock = await uow.cards.stock_references()
     return {
         "account_id": account_id,

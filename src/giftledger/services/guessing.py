@@ -17,7 +17,6 @@ from giftledger.services.context import Principal, Services
 from giftledger.storage.clock import utcnow
 from giftledger.storage.guessing import CardMisses, MissCount
 from giftledger.storage.tills import Caller
-from giftledger.storage.unit_of_work import UnitOfWork
 
 PAUSED = "security.card_lookups_paused"
 CARD_LOOKUPS_THROTTLED = (
@@ -48,8 +47,9 @@ def _retry_after(found: MissCount, settings: Settings, now: datetime) -> int:
 
 
 def caller(settings: Settings, principal: Principal, now: datetime) -> Caller:
-    """Whose misses count for a look-up by `principal` at `now`, and the limits they are held to."""
+    """Who looks a card up: the credential its statement checks, whose misses count and their limits."""
     return Caller(
+        credential=principal.credential,
         subject=_subject(principal),
         client_address=principal.client_address or None,
         misses_since=now - timedelta(seconds=settings.card_miss_window_seconds),
@@ -88,16 +88,6 @@ async def _paused(misses: CardMisses, settings: Settings, principal: Principal, 
         return None
     by_subject, by_address = await misses.counts(who.subject, principal.client_address, who.misses_since)
     return pause_seconds(settings, principal, by_subject, by_address, now)
-
-
-async def ensure_allowed(
-    uow: UnitOfWork, settings: Settings, principal: Principal, *, now: datetime | None = None
-) -> None:
-    """Refuse a look-up by card number while the caller or its address is paused (inside the caller's
-    unit of work, before the card is looked up)."""
-    wait = await _paused(CardMisses(uow.conn), settings, principal, now or utcnow())
-    if wait is not None:
-        raise CardLookupsThrottled(wait)
 
 
 async def record_miss(services: Services, principal: Principal, *, now: datetime | None = None) -> bool:

@@ -12,10 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy.exc import IntegrityError
-
-from giftledger.services.context import Services
+from giftledger.services.context import Principal, Services
 from giftledger.storage.clock import utcnow
+from giftledger.storage.database import ConstraintBroken
 from giftledger.storage.idempotency import IdempotencyKeys
 
 # Longer than any request can run (see the transaction deadline in storage/database.py): a key whose
@@ -51,18 +50,20 @@ class Mismatch:
 Claim = Claimed | Replay | InProgress | Mismatch
 
 
-async def claim(services: Services, account_id: int, key: str, request_hash: str, owner: str) -> Claim:
+async def claim(services: Services, principal: Principal, key: str, request_hash: str, owner: str) -> Claim:
+    """Claim `key` of the principal's account for this request (a stored reply only goes to a caller whose
+    credential is still live: the unit of work checks it first)."""
     for _ in range(2):  # a second look settles a race between two first claims
         try:
-            return await _claim_once(services, account_id, key, request_hash, owner)
-        except IntegrityError:
+            return await _claim_once(services, principal, key, request_hash, owner)
+        except ConstraintBroken:
             continue
     return InProgress()
 
 
-async def _claim_once(services: Services, account_id: int, key: str, request_hash: str, owner: str) -> Claim:
-    async with services.db.transaction() as conn:
-        keys = IdempotencyKeys(conn, account_id)
+async def _claim_once(services: Services, principal: Principal, key: str, request_hash: str, owner: str) -> Claim:
+    async with services.unit_of_work(principal) as uow:
+        keys = IdempotencyKeys(uow.conn, principal.account_id)
         now = utcnow()
         await keys.purge_created_before(now - RETENTION)
         record = await keys.get(key, lock=True)

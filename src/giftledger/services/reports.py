@@ -86,7 +86,7 @@ async def site_report(services: Services, principal: Principal, start: date | No
     under its name when it has activity in the period."""
     principal.require(Permission.REPORT_READ)
     period = check_period(start, end)
-    async with services.unit_of_work(principal.account_id) as uow:
+    async with services.unit_of_work(principal) as uow:
         rows = await Reports(uow.conn, principal.account_id).activity(
             [LineItemType.SALE, LineItemType.REDEMPTION], period.starts_at, period.ends_before
         )
@@ -117,7 +117,7 @@ async def site_report(services: Services, principal: Principal, start: date | No
 async def outstanding_balance(services: Services, principal: Principal) -> LiabilityRow:
     """The liability now: what every card of the account holds, split into tender and discount."""
     principal.require(Permission.REPORT_READ)
-    async with services.unit_of_work(principal.account_id) as uow:
+    async with services.unit_of_work(principal) as uow:
         return await Reports(uow.conn, principal.account_id).liability()
 
 
@@ -185,6 +185,6 @@ async def balance_adjustments(
     as rows under EXPORT_COLUMNS. Values are in major units with two decimals; debits are negative."""
     principal.require(Permission.REPORT_READ)
     period = check_period(start, end)
-    async with services.unit_of_work(principal.account_id) as uow:
+    async with services.unit_of_work(principal) as uow:
         rows = await Reports(uow.conn, principal.account_id).line_items_between(period.starts_at, period.ends_before)
     return period, [export_row(r) for r in rows]

@@ -4,23 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy.exc import IntegrityError
-
-from giftledger.domain.errors import (
-    NOT_EXPECTED,
-    REQUIRED,
-    AlreadyReversed,
-    NegativeBalance,
-    ValidationFailed,
-)
-from giftledger.domain.ledger import Holding, LineItemType, Split, movement_split
+from giftledger.domain.errors import NOT_EXPECTED, REQUIRED, AlreadyReversed, ValidationFailed
+from giftledger.domain.ledger import LineItemType, Split
 from giftledger.domain.permissions import Permission
 from giftledger.domain.validation import Problems
-from giftledger.services.adjustments import translate_integrity
-from giftledger.services.context import Principal, Services, broke
+from giftledger.services import ledger
+from giftledger.services.context import Principal, Services
 from giftledger.services.till import check_merchant, open_till
 from giftledger.services.views import ReversalView, line_item_views
-from giftledger.storage.ledger import Actor, NewLineItem
+from giftledger.storage.database import ConstraintBroken
+from giftledger.storage.ledger import Actor, Entry
 from giftledger.storage.unit_of_work import UnitOfWork
 
 MAX_REVERSAL_ITEMS = 100
@@ -41,7 +34,6 @@ class ReversalRequest:
 
 
 async def reverse_line_items(services: Services, principal: Principal, request: ReversalRequest) -> ReversalView:
-    principal.require(Permission.LINE_ITEM_REVERSE)
     problems = Problems()
     ids = _check_items(request.items, problems)
     epos = problems.reference("unit_epos_reference", request.unit_epos_reference, required=True)
@@ -49,7 +41,8 @@ async def reverse_line_items(services: Services, principal: Principal, request: 
         "merchant_transaction_reference", request.merchant_transaction_reference, required=True
     )
     try:
-        async with services.unit_of_work(principal.account_id) as uow:
+        async with services.unit_of_work(principal) as uow:
+            principal.require(Permission.LINE_ITEM_REVERSE)
             await check_merchant(services, principal, request.merchant_id, problems, uow)
             problems.raise_if_any()
             assert epos and request.merchant_id is not None
@@ -60,10 +53,10 @@ async def reverse_line_items(services: Services, principal: Principal, request: 
             ]
             views = await line_item_views(uow, await uow.ledger.many(created))
             return ReversalView(transaction_id, tx_reference, views)
-    except IntegrityError as error:
-        if broke(error, "uq_line_items_reverses", "line_items.reverses_line_item_id"):
-            raise AlreadyReversed(ids[0] if len(ids) == 1 else 0) from error
-        raise await translate_integrity(services, principal, request.merchant_id, tx_reference, error) from error
+    except ConstraintBroken as broken:
+        raise await ledger.refusal_for(
+            services, principal, broken, merchant_id=request.merchant_id, reference=tx_reference, reversing=ids
+        ) from broken
 
 
 def _check_items(items: list[ReversalItem | None], problems: Problems) -> list[int]:
@@ -100,30 +93,21 @@ async def reverse_one(uow: UnitOfWork, actor: Actor, transaction_id: int, index:
     original = await uow.ledger.get(line_item_id)
     if original is None or original.type_id == LineItemType.REVERSAL:
         raise ValidationFailed.one(field, NOT_EXPECTED)
-    card = await uow.cards.get(original.card_id, lock=True)
-    assert card is not None
+    await uow.cards.get(original.card_id, lock=True)  # a reversal racing this one waits, then sees it
     if await uow.ledger.is_reversed(line_item_id):
         raise AlreadyReversed(line_item_id)
-    holding = Holding(card.tender_balance, card.discount_balance)
-    credit = Split(-original.tender, -original.discount) if original.value < 0 else None
-    movement = movement_split(holding, -original.value, credit)
-    item_id = await uow.ledger.append(
-        transaction_id,
-        actor,
-        NewLineItem(
-            card.id,
-            LineItemType.REVERSAL,
-            movement,
-            order_id=original.order_id,
-            reverses_line_item_id=original.id,
-        ),
+    undo = Entry(
+        original.card_id,
+        LineItemType.REVERSAL,
+        -original.value,
+        credit=Split(-original.tender, -original.discount),  # a debit comes back exactly as it was taken
+        order_id=original.order_id,
+        reverses_line_item_id=original.id,
     )
-    after = await uow.cards.move(card.id, movement)
-    if after is None:
-        raise NegativeBalance()
+    item_id = await ledger.post(uow, transaction_id, actor, undo)
     if original.type_id == LineItemType.SALE:
-        if after.balance == 0 and await _nothing_outstanding(uow, card.id):
-            await uow.cards.return_to_stock(card.id)
+        if await _nothing_outstanding(uow, original.card_id):
+            await uow.cards.return_to_stock(original.card_id)
         if original.order_id is not None:
             sales = [i for i in await uow.ledger.for_order([original.order_id]) if i.type_id == LineItemType.SALE]
             if all(i.reversed_by_line_item_id is not None for i in sales):

@@ -4,22 +4,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from sqlalchemy.exc import IntegrityError
-
 from giftledger.domain import card_numbers
 from giftledger.domain.catalogue import DISCOUNT_TYPES, EMAIL_FULFILMENT, FULFILMENT_METHODS, SALES_CHANNELS
 from giftledger.domain.errors import NOT_EXPECTED, REQUIRED, ValidationFailed
-from giftledger.domain.ledger import Holding, LineItemType, Split, movement_split
+from giftledger.domain.ledger import LineItemType, Split
 from giftledger.domain.permissions import Permission
 from giftledger.domain.validation import Problems, is_email
-from giftledger.services.adjustments import translate_integrity
-from giftledger.services.context import Principal, Services, broke
+from giftledger.services import ledger
+from giftledger.services.context import Principal, Services
 from giftledger.services.till import check_currency, check_merchant, open_till
 from giftledger.services.views import OrderView, order_views
-from giftledger.storage.ledger import NewLineItem
+from giftledger.storage.database import ConstraintBroken
+from giftledger.storage.ledger import Entry
 from giftledger.storage.unit_of_work import UnitOfWork
 
 ALREADY_SOLD = "This card has already been sold."
+CARD_NUMBER_TAKEN = "uq_cards_account_reference"  # another order issued the same number meanwhile
 MAX_ITEMS = 100
 
 
@@ -79,7 +79,6 @@ class _Line:
 
 
 async def sell_cards(services: Services, principal: Principal, request: OrderRequest) -> OrderView:
-    principal.require(Permission.CARD_SELL)
     problems = Problems()
     if request.account_id is None:
         problems.add("account_id", REQUIRED)
@@ -97,7 +96,8 @@ async def sell_cards(services: Services, principal: Principal, request: OrderReq
     note = problems.optional_text("note", request.note)
     receipt = _check_receipt(request.receipt_contact, problems)
     try:
-        async with services.unit_of_work(principal.account_id) as uow:
+        async with services.unit_of_work(principal) as uow:
+            principal.require(Permission.CARD_SELL)
             await check_merchant(services, principal, request.merchant_id, problems, uow)
             lines = await _check_items(uow, request.order_items, problems)
             if request.total is None:
@@ -126,30 +126,27 @@ async def sell_cards(services: Services, principal: Principal, request: OrderReq
             )
             for index, line in enumerate(lines):
                 card_id = await _issue_card(uow, index, line, currency)
-                split = Split(tender=line.value - line.discount, discount=line.discount)
-                movement = movement_split(Holding(0, 0), line.value, split)
-                await uow.ledger.append(
-                    transaction_id,
-                    actor,
-                    NewLineItem(
-                        card_id,
-                        LineItemType.SALE,
-                        movement,
-                        order_id=order_id,
-                        product_id=line.product_id,
-                        price_modifier_id=line.price_modifier_id,
-                        fulfilment_method_id=line.fulfilment_method_id,
-                    ),
+                sold = Entry(
+                    card_id,
+                    LineItemType.SALE,
+                    line.value,
+                    credit=Split(tender=line.value - line.discount, discount=line.discount),
+                    order_id=order_id,
+                    product_id=line.product_id,
+                    price_modifier_id=line.price_modifier_id,
+                    fulfilment_method_id=line.fulfilment_method_id,
                 )
-                await uow.cards.move(card_id, movement)
+                await ledger.post(uow, transaction_id, actor, sold)
             order = await uow.orders.get(order_id)
             assert order is not None
             [view] = await order_views(uow, [order])
             return view
-    except IntegrityError as error:
-        if broke(error, "uq_cards_account_reference", "cards.card_reference"):
-            raise ValidationFailed.one("order_items", ALREADY_SOLD) from error
-        raise await translate_integrity(services, principal, request.merchant_id, tx_reference, error) from error
+    except ConstraintBroken as broken:
+        if broken.constraint == CARD_NUMBER_TAKEN:
+            raise ValidationFailed.one("order_items", ALREADY_SOLD) from broken
+        raise await ledger.refusal_for(
+            services, principal, broken, merchant_id=request.merchant_id, reference=tx_reference
+        ) from broken
 
 
 def _check_receipt(contact: ReceiptContact | None, problems: Problems) -> ReceiptContact | None:

@@ -6,25 +6,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy.exc import IntegrityError
-
 from giftledger.auth.passwords import generate_password, generate_username, hash_password
 from giftledger.domain import card_numbers
 from giftledger.domain.catalogue import CURRENCIES
 from giftledger.domain.errors import NOT_EXPECTED, REQUIRED, Conflict, NotFound, ValidationFailed
-from giftledger.domain.permissions import TEAM_ROLES, Permission, Role
+from giftledger.domain.permissions import TEAM_ROLES, Permission
 from giftledger.domain.validation import MAX_AMOUNT, Problems, is_email
 from giftledger.services.context import Principal, Services
+from giftledger.services.context import operator as operator  # the command line's principal
+from giftledger.storage.database import ConstraintBroken
 from giftledger.storage.people import Directory
 from giftledger.storage.records import ApiUserRow, SiteRow
 
 IN_STORE_PRODUCT = "In-Store Gift"
 MIN_PASSWORD_LENGTH = 10
-
-
-def operator(account_id: int) -> Principal:
-    """The operator at the command line: everything a Store Owner may do, on one account."""
-    return Principal("system", 0, account_id, Role.STORE_OWNER, None, "operator")
 
 
 async def create_account(services: Services, name: str) -> int:
@@ -35,7 +30,7 @@ async def create_account(services: Services, name: str) -> int:
     assert clean is not None
     async with services.db.transaction() as conn:
         account_id = await Directory(conn).add_account(clean)
-    async with services.unit_of_work(account_id) as uow:
+    async with services.unit_of_work(operator(account_id)) as uow:
         await uow.catalogue.add_product(IN_STORE_PRODUCT)
     return account_id
 
@@ -54,7 +49,7 @@ async def add_team_member(
         problems.add("role", NOT_EXPECTED)
     problems.raise_if_any()
     assert clean_email and clean_name
-    async with services.unit_of_work(principal.account_id) as uow:
+    async with services.unit_of_work(principal) as uow:
         user = await uow.directory.user_by_email(clean_email)
         if user is None:
             if len(password) < MIN_PASSWORD_LENGTH:
@@ -99,27 +94,27 @@ def _check_site(site: SiteInput) -> SiteInput:
 async def add_site(services: Services, principal: Principal, site: SiteInput) -> int:
     principal.require(Permission.SITE_MANAGE)
     clean = _check_site(site)
-    async with services.unit_of_work(principal.account_id) as uow:
+    async with services.unit_of_work(principal) as uow:
         return await uow.sites.add(clean.name, clean.address, clean.reference)
 
 
 async def update_site(services: Services, principal: Principal, site_id: int, site: SiteInput) -> None:
     principal.require(Permission.SITE_MANAGE)
     clean = _check_site(site)
-    async with services.unit_of_work(principal.account_id) as uow:
+    async with services.unit_of_work(principal) as uow:
         if not await uow.sites.update(site_id, clean.name, clean.address, clean.reference):
             raise NotFound("No such site.")
 
 
 async def delete_site(services: Services, principal: Principal, site_id: int) -> None:
     principal.require(Permission.SITE_MANAGE)
-    async with services.unit_of_work(principal.account_id) as uow:
+    async with services.unit_of_work(principal) as uow:
         if not await uow.sites.delete(site_id):
             raise NotFound("No such site.")
 
 
 async def list_sites(services: Services, principal: Principal) -> list[SiteRow]:
-    async with services.unit_of_work(principal.account_id) as uow:
+    async with services.unit_of_work(principal) as uow:
         return await uow.sites.active()
 
 
@@ -134,7 +129,7 @@ class NewApiUser:
 async def create_api_user(services: Services, principal: Principal, merchant_id: int) -> NewApiUser:
     """A username and password for one POS integration. The password is returned here and never again."""
     principal.require(Permission.INTEGRATION_MANAGE)
-    async with services.unit_of_work(principal.account_id) as uow:
+    async with services.unit_of_work(principal) as uow:
         merchants = await uow.directory.merchants()
         if merchant_id not in merchants:
             raise ValidationFailed.one("merchant_id", NOT_EXPECTED)
@@ -148,7 +143,7 @@ async def reset_api_user_password(services: Services, principal: Principal, api_
     """A new password for an API user; its existing tokens stop working at once."""
     principal.require(Permission.INTEGRATION_MANAGE)
     password = generate_password()
-    async with services.unit_of_work(principal.account_id) as uow:
+    async with services.unit_of_work(principal) as uow:
         if not await uow.team.set_api_user_password(api_user_id, hash_password(password)):
             raise NotFound("No such API user.")
     return password
@@ -156,13 +151,13 @@ async def reset_api_user_password(services: Services, principal: Principal, api_
 
 async def list_api_users(services: Services, principal: Principal, merchant_id: int | None = None) -> list[ApiUserRow]:
     principal.require(Permission.INTEGRATION_MANAGE)
-    async with services.unit_of_work(principal.account_id) as uow:
+    async with services.unit_of_work(principal) as uow:
         return await uow.team.api_users(merchant_id)
 
 
 async def delete_api_user(services: Services, principal: Principal, api_user_id: int) -> None:
     principal.require(Permission.INTEGRATION_MANAGE)
-    async with services.unit_of_work(principal.account_id) as uow:
+    async with services.unit_of_work(principal) as uow:
         if not await uow.team.delete_api_user(api_user_id):
             raise NotFound("No such API user.")
 
@@ -182,7 +177,7 @@ async def set_site_mapping(
                 problems.add(f"site_{site_id}", "Each site needs its own reference.")
             clean[site_id] = ref
     problems.raise_if_any()
-    async with services.unit_of_work(principal.account_id) as uow:
+    async with services.unit_of_work(principal) as uow:
         if merchant_id not in await uow.directory.merchants():
             raise ValidationFailed.one("merchant_id", NOT_EXPECTED)
         live = {s.id for s in await uow.sites.active()}
@@ -193,7 +188,7 @@ async def set_site_mapping(
 
 
 async def site_mapping(services: Services, principal: Principal, merchant_id: int) -> dict[int, str]:
-    async with services.unit_of_work(principal.account_id) as uow:
+    async with services.unit_of_work(principal) as uow:
         return await uow.sites.mapping(merchant_id)
 
 
@@ -203,7 +198,7 @@ async def add_product(services: Services, principal: Principal, name: str) -> in
     clean = problems.required_text("name", name, max_length=200)
     problems.raise_if_any()
     assert clean is not None
-    async with services.unit_of_work(principal.account_id) as uow:
+    async with services.unit_of_work(principal) as uow:
         return await uow.catalogue.add_product(clean)
 
 
@@ -224,7 +219,7 @@ async def add_price_modifier(
 ) -> int:
     principal.require(Permission.PRODUCT_MANAGE)
     price, clean = _check_price(price, description)
-    async with services.unit_of_work(principal.account_id) as uow:
+    async with services.unit_of_work(principal) as uow:
         if await uow.catalogue.product(product_id) is None:
             raise NotFound("No such product.")
         return await uow.catalogue.add_price_modifier(product_id, price, clean)
@@ -235,14 +230,14 @@ async def update_price_modifier(
 ) -> None:
     principal.require(Permission.PRODUCT_MANAGE)
     price, clean = _check_price(price, description)
-    async with services.unit_of_work(principal.account_id) as uow:
+    async with services.unit_of_work(principal) as uow:
         if not await uow.catalogue.update_price_modifier(modifier_id, price, clean):
             raise NotFound("No such price modifier.")
 
 
 async def remove_price_modifier(services: Services, principal: Principal, modifier_id: int) -> None:
     principal.require(Permission.PRODUCT_MANAGE)
-    async with services.unit_of_work(principal.account_id) as uow:
+    async with services.unit_of_work(principal) as uow:
         if not await uow.catalogue.remove_price_modifier(modifier_id):
             raise NotFound("No such price modifier.")
 
@@ -268,7 +263,7 @@ async def add_card_stock(
         problems.add("count", NOT_EXPECTED)
     problems.raise_if_any()
     try:
-        async with services.unit_of_work(principal.account_id) as uow:
+        async with services.unit_of_work(principal) as uow:
             return await uow.cards.add_stock(numbers, currency)
-    except IntegrityError as error:
-        raise Conflict("A card number is already in use.") from error
+    except ConstraintBroken as broken:
+        raise Conflict("A card number is already in use.") from broken

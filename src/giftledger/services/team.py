@@ -42,7 +42,7 @@ class Invitation:
 
 async def team_members(services: Services, principal: Principal) -> list[Member]:
     principal.require(Permission.TEAM_MANAGE)
-    async with services.unit_of_work(principal.account_id) as uow:
+    async with services.unit_of_work(principal) as uow:
         rows = await Members(uow.conn, principal.account_id).all()
     return [Member(r.user_id, r.email, r.name, Role(r.role), r.joined_at) for r in rows]
 
@@ -69,7 +69,7 @@ async def change_role(services: Services, principal: Principal, user_id: int, ro
     principal.require(Permission.TEAM_MANAGE)
     if role not in {r.value for r in TEAM_ROLES}:
         raise ValidationFailed.one("role", NOT_EXPECTED)
-    async with services.unit_of_work(principal.account_id) as uow:
+    async with services.unit_of_work(principal) as uow:
         members = Members(uow.conn, principal.account_id)
         current = await members.role_of(user_id, lock=True)
         if current is None:
@@ -87,7 +87,7 @@ async def remove_member(services: Services, principal: Principal, user_id: int) 
     """Take a person out of this account: their sessions on it end at once. Their login stays for any
     other account they belong to."""
     principal.require(Permission.TEAM_MANAGE)
-    async with services.unit_of_work(principal.account_id) as uow:
+    async with services.unit_of_work(principal) as uow:
         members = Members(uow.conn, principal.account_id)
         current = await members.role_of(user_id, lock=True)
         if current is None:

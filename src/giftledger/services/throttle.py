@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from giftledger.domain.errors import Unauthorized
 from giftledger.services.context import Principal, Services
-from giftledger.storage.throttle import Buckets, NativeBuckets
+from giftledger.storage.throttle import Buckets
 
 
 @dataclass(frozen=True)
@@ -52,21 +52,20 @@ def _rate(services: Services) -> float:
 async def spend(
     services: Services, subject: str, cost: int, *, now: float | None = None, caller: Principal | None = None
 ) -> BudgetStatus:
-    """Take `cost` credits from the caller's budget if it holds that many (after refilling it). When
-    `caller` is pending (its token not confirmed yet: api/context.py), the spend confirms it, and raises
-    Unauthorized, spending nothing, when its token is revoked."""
+    """Take `cost` credits from the caller's budget if it holds that many (after refilling it). The spend
+    checks `caller`'s credential, and raises Unauthorized, spending nothing, when it is revoked."""
     maximum = services.settings.cost_maximum
     at = time.time() if now is None else now
-    if services.db.native is not None:  # on every request: one prepared statement
-        pending = caller.pending if caller is not None else None
-        result = await NativeBuckets(services.db.native).spend(
-            subject, cost, maximum=maximum, per_second=_rate(services), now=at, pending=pending
-        )
-        if result is None:
-            raise Unauthorized()
-    else:
-        async with services.db.transaction() as conn:
-            result = await Buckets(conn).spend(subject, cost, maximum=maximum, per_second=_rate(services), now=at)
+    result = await Buckets(services.db).spend(
+        subject,
+        cost,
+        maximum=maximum,
+        per_second=_rate(services),
+        now=at,
+        credential=caller.credential if caller is not None else None,
+    )
+    if result is None:
+        raise Unauthorized()
     return BudgetStatus(subject, result.charged, cost, result.available, maximum, _rate(services))
 
 
@@ -74,8 +73,7 @@ async def refund(services: Services, status: BudgetStatus, unused: int) -> Budge
     """Give back the part of a charged request's cost it did not use (its estimate was above its actual cost)."""
     if unused <= 0 or not status.charged:
         return status
-    async with services.db.transaction() as conn:
-        available = await Buckets(conn).refund(status.subject, unused, maximum=status.maximum)
+    available = await Buckets(services.db).refund(status.subject, unused, maximum=status.maximum)
     if available is None:
         return status
     return BudgetStatus(

@@ -1,4 +1,4 @@
-"""Checks every till-facing money operation shares: merchant, currency, site, reference, card."""
+"""Checks every till-facing money operation shares: merchant, currency, site, reference."""
 
 from __future__ import annotations
 
@@ -6,16 +6,13 @@ from giftledger.domain.catalogue import currency_code
 from giftledger.domain.errors import (
     NOT_EXPECTED,
     REQUIRED,
-    CardNotFound,
     DuplicateReference,
     SiteNotRecognised,
-    ValidationFailed,
 )
 from giftledger.domain.validation import Problems
 from giftledger.services.context import Principal, Services
 from giftledger.storage.ledger import Actor
 from giftledger.storage.people import Directory
-from giftledger.storage.records import CardRow
 from giftledger.storage.unit_of_work import UnitOfWork
 
 
@@ -65,13 +62,3 @@ async def open_till(
     if used and reference is not None:
         raise DuplicateReference(reference, await uow.ledger.ids_for_reference(merchant_id, reference) or [])
     return Actor(api_user_id=principal.api_user_id, user_id=principal.user_id, merchant_id=merchant_id, site_id=site_id)
-
-
-async def active_card(uow: UnitOfWork, reference: str, currency: str | None) -> CardRow:
-    """The sold card with this number or alias, locked for the rest of the transaction."""
-    card = await uow.cards.find(reference, lock=True)
-    if card is None or card.status != "active":
-        raise CardNotFound()
-    if currency is not None and card.currency != currency:
-        raise ValidationFailed.one("currency", NOT_EXPECTED)
-    return card

@@ -14,7 +14,7 @@ from sqlalchemy import Column, DateTime, ForeignKey, Index, String, Table, Text,
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from giftledger.storage.clock import as_utc
-from giftledger.storage.native import NativePool
+from giftledger.storage.database import Database
 from giftledger.storage.tables import Id, api_users, login_attempts, memberships, metadata, sites, users
 
 audit_events = Table(
@@ -166,8 +166,8 @@ Till = tuple[int, str]  # a till's merchant and EPOS reference, whose site (in t
 class AuditStatements:
     """PostgreSQL: a batch of rows in one statement, each `Till` resolved to its site inside it."""
 
-    def __init__(self, native: NativePool) -> None:
-        self._native = native
+    def __init__(self, db: Database) -> None:
+        self._db = db
 
     async def add(self, rows: Sequence[tuple[NewAuditEvent, Till | None]]) -> None:
         if not rows:
@@ -177,8 +177,7 @@ class AuditStatements:
             values = (*(getattr(event, name) for name in _EVENT_FIELDS), *(till or (None, None)))
             for column, value in zip(columns, values, strict=True):
                 column.append(value)
-        async with self._native.connection() as conn:
-            await conn.execute(_ADD_EVENTS, *columns)
+        await self._db.fetch(_ADD_EVENTS, *columns)
 
 
 @dataclass(frozen=True)

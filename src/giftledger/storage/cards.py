@@ -1,4 +1,4 @@
-"""Cards repository: lookup, stock, and the one helper through which balances move."""
+"""Cards repository: look-ups, stock, and selling a card (its balance moves through storage/ledger.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ from typing import Any
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from giftledger.domain.ledger import Holding, Split
 from giftledger.storage.clock import as_utc, utcnow
 from giftledger.storage.records import CardRow
 from giftledger.storage.tables import cards, products
@@ -70,14 +69,10 @@ class Cards:
         row = (await self._conn.execute(query)).first()
         return _row(row) if row else None
 
-    async def page_active(
-        self, *, limit: int, offset: int, card_id: int | None = None, reference: str | None = None
-    ) -> tuple[list[CardRow], int]:
+    async def page_active(self, *, limit: int, offset: int, card_id: int | None = None) -> tuple[list[CardRow], int]:
         conditions = [cards.c.account_id == self._account_id, cards.c.status == "active"]
         if card_id is not None:
             conditions.append(cards.c.id == card_id)
-        if reference is not None:
-            conditions.append(or_(cards.c.card_reference == reference, cards.c.alias == reference))
         total = (await self._conn.execute(select(func.count()).select_from(cards).where(*conditions))).scalar_one()
         query = self._select().where(*conditions[1:]).order_by(cards.c.id).limit(limit).offset(offset)
         rows = (await self._conn.execute(query)).all()
@@ -172,32 +167,6 @@ class Cards:
             .where(cards.c.account_id == self._account_id, cards.c.id == card_id, cards.c.balance == 0)
             .values(status="stock", updated_at=utcnow())
         )
-
-    async def move(self, card_id: int, movement: Split) -> Holding | None:
-        """Apply a movement to a card's balance in one conditional statement.
-
-        Returns the new holding, or None when either part would go below zero (nothing changed).
-        Callers compute `movement` from a holding read under `get(lock=True)`; the condition here is
-        the backstop, and the table's CHECK constraint is the last one.
-        """
-        result = await self._conn.execute(
-            update(cards)
-            .where(
-                cards.c.account_id == self._account_id,
-                cards.c.id == card_id,
-                cards.c.tender_balance + movement.tender >= 0,
-                cards.c.discount_balance + movement.discount >= 0,
-            )
-            .values(
-                balance=cards.c.balance + movement.value,
-                tender_balance=cards.c.tender_balance + movement.tender,
-                discount_balance=cards.c.discount_balance + movement.discount,
-                updated_at=utcnow(),
-            )
-            .returning(cards.c.tender_balance, cards.c.discount_balance)
-        )
-        row = result.first()
-        return Holding(int(row[0]), int(row[1])) if row else None
 
     async def liability(self) -> int:
         total = (

@@ -1,189 +1,169 @@
-"""Engines and transactions. One place decides the driver, the pool and the SQLite locking rules."""
+"""The database: PostgreSQL, through one connection pool per process (SQLAlchemy's, over asyncpg).
+
+Two ways in, over the same pooled connections:
+- `transaction()` and `read()`: SQLAlchemy Core connections, for the repositories.
+- `fetchrow()` and `fetch()`: one fixed SQL statement on a pooled connection's asyncpg connection, in
+  autocommit mode. asyncpg prepares each statement text once per connection (its statement cache) and every
+  later call only binds and executes: the tills' hot statements (storage/tills.py) go this way, because
+  building a SQLAlchemy expression and running it through the greenlet bridge costs more than the statement.
+
+No pre-ping on checkout (a round trip on every request): a pooled connection the server has closed meanwhile
+(asyncpg notices the server's goodbye) is swapped for a new one at checkout, through SQLAlchemy's documented
+`checkout` event; one that breaks during a statement is closed, and the caller is told to retry.
+
+Failures to reach the database (connection lost, server down or starting, pool exhausted, timeouts,
+serialization failures) become `Retryable`: the transaction is gone and nothing was applied."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import asyncpg
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, IntegrityError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from giftledger.domain.errors import Retryable
-from giftledger.storage.native import RETRYABLE_SQLSTATES, NativePool, session_settings
+
+Record = Any  # asyncpg.Record: read by column name
+CONNECT_TIMEOUT_S = 5.0  # connecting, or waiting for a busy pool: then the caller is told to retry
+
+# PostgreSQL error classes after which the transaction is gone and nothing was applied: connection
+# exceptions (08), shutdown and start-up (57P01-57P03), too many clients, lock and statement timeouts,
+# serialization failures and deadlocks.
+RETRYABLE_SQLSTATES = ("08", "57P01", "57P02", "57P03", "53300", "55P03", "57014", "40001", "40P01")
+
+# What a statement may raise besides `Retryable` (a refused write, a bad value), on either way in.
+DATABASE_ERRORS: tuple[type[Exception], ...] = (asyncpg.PostgresError, asyncpg.InterfaceError, DBAPIError)
+
+
+class ConstraintBroken(Exception):
+    """A write broke the named constraint (nothing was applied): most often a race that another request won,
+    such as a reused transaction reference or a second reversal of one line item."""
+
+    def __init__(self, constraint: str) -> None:
+        super().__init__(constraint)
+        self.constraint = constraint
+
+
+def session_settings(statement_timeout_ms: int) -> dict[str, str]:
+    """What every connection of ours is bounded by."""
+    return {
+        "statement_timeout": str(statement_timeout_ms),
+        "lock_timeout": str(statement_timeout_ms // 2),
+        "idle_in_transaction_session_timeout": str(statement_timeout_ms * 3),
+        "application_name": "giftledger",
+    }
 
 
 def driver_url(url: str) -> str:
-    """Map a plain `postgresql://` or `sqlite:///` URL to the async driver we use for it."""
-    parsed = make_url(url)
-    backend = parsed.get_backend_name()
-    if backend in ("postgresql", "postgres"):
-        return parsed.set(drivername="postgresql+asyncpg").render_as_string(hide_password=False)
-    if backend == "sqlite":
-        return parsed.set(drivername="sqlite+aiosqlite").render_as_string(hide_password=False)
-    raise ValueError(f"unsupported database URL {url!r}: use postgresql://... or sqlite:///...")
+    """A plain `postgresql://` URL with the driver we use (asyncpg) named."""
+    return make_url(url).set(drivername="postgresql+asyncpg").render_as_string(hide_password=False)
 
 
-def is_sqlite(engine: AsyncEngine) -> bool:
-    return engine.dialect.name == "sqlite"
-
-
-SQLITE_BUSY_TIMEOUT_MS = 10_000
-
-
-def create_engine(url: str, *, pool_size: int = 10, statement_timeout_ms: int = 10_000) -> AsyncEngine:
-    """An async engine for `url`. SQLite runs in WAL mode with every transaction `BEGIN IMMEDIATE`, so
-    writers queue on the database lock (bounded by a busy timeout: `statement_timeout_ms`) instead of
-    failing half-way. PostgreSQL bounds every statement, every lock wait and idle transactions."""
-    async_url = driver_url(url)
-    if async_url.startswith("sqlite"):
-        engine = create_async_engine(async_url, pool_size=pool_size, max_overflow=0)
-        _configure_sqlite(engine, busy_timeout_ms=statement_timeout_ms)
-        return engine
-    return create_async_engine(
-        async_url,
-        pool_size=pool_size,
-        max_overflow=0,
-        pool_pre_ping=True,
-        pool_timeout=5,
-        connect_args={
-            "timeout": 5,
-            "server_settings": session_settings(statement_timeout_ms),
-        },
-    )
-
-
-def _configure_sqlite(engine: AsyncEngine, *, busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS) -> None:
-    @event.listens_for(engine.sync_engine, "connect")
-    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        # Stop the driver from issuing its own deferred BEGIN; we issue BEGIN IMMEDIATE below.
-        dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
-        cursor.execute("PRAGMA journal_mode = WAL")
-        cursor.execute("PRAGMA synchronous = NORMAL")
-        cursor.execute("PRAGMA foreign_keys = ON")
-        cursor.close()
-
-    @event.listens_for(engine.sync_engine, "begin")
-    def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
-
-
-# How long a SQLite transaction may queue in-process for its turn before the caller is told to retry.
-SQLITE_QUEUE_TIMEOUT_S = 20.0
-
-
-def open_database(url: str, *, pool_size: int = 10, statement_timeout_ms: int = 10_000) -> Database:
-    """The database at `url`: SQLAlchemy's engine, and on PostgreSQL the hot statements' own pool."""
-    engine = create_engine(url, pool_size=pool_size, statement_timeout_ms=statement_timeout_ms)
-    native = None if is_sqlite(engine) else NativePool(url, size=pool_size, statement_timeout_ms=statement_timeout_ms)
-    return Database(engine, native=native)
+def is_unavailable(error: BaseException) -> bool:
+    """Whether `error` means the database could not do the work (nothing was applied; try again)."""
+    if isinstance(error, DBAPIError) and error.connection_invalidated:
+        return True
+    seen: BaseException | None = error
+    while seen is not None:  # SQLAlchemy wraps the driver's error, which wraps asyncpg's: the first that says
+        state = getattr(seen, "sqlstate", None)
+        if isinstance(state, str):
+            return state.startswith(RETRYABLE_SQLSTATES)
+        if isinstance(seen, asyncpg.InterfaceError | OSError | TimeoutError | PoolTimeout | ConnectionError):
+            return True
+        seen = getattr(seen, "orig", None) or seen.__cause__
+    return False
 
 
 class Database:
-    """Hands out transactions. SQLite writers are also queued in-process so a till never sees
-    "database is locked": the process holds at most one SQLite transaction at a time, and a request
-    that cannot get its turn within `queue_timeout_s` is refused as `Retryable` (nothing applied)."""
+    """Hands out transactions, and runs the hot statements, over one pool."""
 
     def __init__(
         self,
-        engine: AsyncEngine,
+        url: str,
         *,
-        native: NativePool | None = None,
-        queue_timeout_s: float = SQLITE_QUEUE_TIMEOUT_S,
+        pool_size: int = 10,
+        statement_timeout_ms: int = 10_000,
+        pool_timeout_s: float = CONNECT_TIMEOUT_S,
     ) -> None:
-        self.engine = engine
-        self.native = native  # PostgreSQL: the hot statements' asyncpg pool (storage/native.py)
-        self._sqlite_lock = asyncio.Lock() if is_sqlite(engine) else None
-        self._queue_timeout_s = queue_timeout_s
-
-    @property
-    def dialect(self) -> str:
-        return self.engine.dialect.name
+        self.engine: AsyncEngine = create_async_engine(
+            driver_url(url),
+            pool_size=pool_size,
+            max_overflow=0,
+            pool_timeout=pool_timeout_s,
+            connect_args={"timeout": CONNECT_TIMEOUT_S, "server_settings": session_settings(statement_timeout_ms)},
+        )
+        event.listen(self.engine.sync_engine, "checkout", _refuse_closed)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncConnection]:
-        """One database transaction: committed when the block ends normally, rolled back otherwise.
-        Connection-level failures become `Retryable` (nothing was applied)."""
-        if self._sqlite_lock is not None:
-            try:
-                await asyncio.wait_for(self._sqlite_lock.acquire(), self._queue_timeout_s)
-            except TimeoutError as exc:
-                raise Retryable() from exc
-            try:
-                async with self._begin() as conn:
-                    yield conn
-            finally:
-                self._sqlite_lock.release()
-        else:
-            async with self._begin() as conn:
-                yield conn
-
-    @asynccontextmanager
-    async def read(self) -> AsyncIterator[AsyncConnection]:
-        """A connection for reads that need no transaction of their own (one statement, or statements that
-        need not agree with each other). On PostgreSQL it runs in autocommit mode: no BEGIN and COMMIT round
-        trips on the hot path (the token check on every request). On SQLite it is an ordinary transaction."""
-        if self._sqlite_lock is not None:
-            async with self.transaction() as conn:
-                yield conn
-            return
-        async with _unavailable_is_retryable(), self.engine.connect() as conn:
-            yield await conn.execution_options(isolation_level="AUTOCOMMIT")
-
-    @asynccontextmanager
-    async def _begin(self) -> AsyncIterator[AsyncConnection]:
+        """One database transaction: committed when the block ends normally, rolled back otherwise."""
         async with _unavailable_is_retryable(), self.engine.begin() as conn:
             yield conn
 
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncConnection]:
+        """A connection for reads that need no transaction of their own (autocommit: no BEGIN and COMMIT)."""
+        async with _unavailable_is_retryable(), self.engine.connect() as conn:
+            yield await conn.execution_options(isolation_level="AUTOCOMMIT")
+
+    async def fetchrow(self, sql: str, *args: Any) -> Record | None:
+        async with self._driver() as conn:
+            return await conn.fetchrow(sql, *args)
+
+    async def fetch(self, sql: str, *args: Any) -> list[Record]:
+        async with self._driver() as conn:
+            return list(await conn.fetch(sql, *args))
+
+    async def executemany(self, sql: str, args: list[tuple[Any, ...]]) -> None:
+        """One statement for each of `args`, in one transaction."""
+        async with self._driver() as conn, conn.transaction():
+            await conn.executemany(sql, args)
+
+    @asynccontextmanager
+    async def _driver(self) -> AsyncIterator[asyncpg.Connection]:
+        """A pooled connection's asyncpg connection, for statements that each commit on their own."""
+        async with _unavailable_is_retryable():
+            pooled = await self.engine.raw_connection()
+        conn: asyncpg.Connection = pooled.driver_connection
+        try:
+            yield conn
+        except BaseException as error:
+            # The server answered with an error: the connection is as good as before. Anything else (lost,
+            # cancelled or timed out mid-statement) leaves it in a state nobody knows: it is closed.
+            if isinstance(error, asyncpg.PostgresError) and not conn.is_closed() and not conn.is_in_transaction():
+                pooled.close()
+            else:
+                pooled.invalidate()
+            if isinstance(error, Exception) and is_unavailable(error):
+                raise Retryable() from error
+            raise
+        else:
+            pooled.close()
+
     async def dispose(self) -> None:
-        if self.native is not None:
-            await self.native.close()
         await self.engine.dispose()
+
+
+def _refuse_closed(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+    """At checkout: a connection the server closed while it was idle is not handed out (the pool opens another)."""
+    if dbapi_connection.driver_connection.is_closed():
+        raise DisconnectionError("the server closed this connection while it was idle")
 
 
 @asynccontextmanager
 async def _unavailable_is_retryable() -> AsyncIterator[None]:
-    """Failures to reach the database (connection lost, server down or starting, pool exhausted, timeouts)
-    become `Retryable`: the transaction is gone and nothing was applied."""
     try:
         yield
-    except PoolTimeout as exc:
-        raise Retryable() from exc
-    except OperationalError as exc:
-        if _is_unavailable(exc):
-            raise Retryable() from exc
+    except IntegrityError as error:
+        cause = error.orig.__cause__ if error.orig is not None else None
+        raise ConstraintBroken(str(getattr(cause, "constraint_name", None) or error.orig)) from error
+    except Exception as error:
+        if is_unavailable(error):
+            raise Retryable() from error
         raise
-    except DBAPIError as exc:
-        if exc.connection_invalidated or _is_unavailable(exc):
-            raise Retryable() from exc
-        raise
-    except (TimeoutError, OSError, ConnectionError) as exc:
-        raise Retryable() from exc
-
-
-_UNAVAILABLE_MARKERS = (
-    "database is locked",
-    "connection",
-    "terminating",
-    "shutting down",
-    "could not connect",
-    "canceling statement due to statement timeout",
-    "lock timeout",
-    "timeout",
-    "too many clients",
-    "cannot connect",
-)
-
-
-def _is_unavailable(exc: DBAPIError) -> bool:
-    state = getattr(exc.orig, "sqlstate", None)
-    if isinstance(state, str) and state.startswith(RETRYABLE_SQLSTATES):
-        return True
-    text = str(exc.orig).lower() if exc.orig is not None else str(exc).lower()
-    return any(marker in text for marker in _UNAVAILABLE_MARKERS)

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Column, DateTime, ForeignKey, Index, String, Table, case, delete, false, func, or_, select
+from sqlalchemy import Column, DateTime, ForeignKey, Index, String, Table, delete
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from giftledger.storage.clock import as_utc
@@ -27,17 +28,38 @@ card_lookup_misses = Table(
 )
 
 
+# A CTE `misses`: misses of this caller ({sub}) and of this client address ({addr}) since {since}, and the
+# oldest of each (when the count next drops). Every look-up by card number counts them in its own statement.
+MISSES = """
+misses AS (
+    SELECT count(*) FILTER (WHERE subject = {sub}) AS caller_misses,
+           min(created_at) FILTER (WHERE subject = {sub}) AS caller_oldest,
+           count(*) FILTER (WHERE client_address = {addr}) AS address_misses,
+           min(created_at) FILTER (WHERE client_address = {addr}) AS address_oldest
+    FROM card_lookup_misses
+    WHERE (subject = {sub} OR client_address = {addr}) AND created_at >= {since}
+)"""
+
+_COUNTS = "WITH " + MISSES.format(sub="$1::text", addr="$2::text", since="$3::timestamptz").strip()
+_COUNTS += " SELECT * FROM misses"
+
+
 @dataclass(frozen=True)
 class MissCount:
     count: int
     oldest: datetime | None  # the oldest miss counted (when the count next drops)
 
 
-def _when(value: datetime | str | None) -> datetime | None:
-    """SQLite hands the minimum of a CASE back as text; PostgreSQL as a timestamp."""
-    if value is None:
-        return None
-    return as_utc(datetime.fromisoformat(value) if isinstance(value, str) else value)
+def miss_counts(row: Any) -> tuple[MissCount, MissCount]:
+    """The caller's and its address's counts from a row that selected `misses.*`."""
+
+    def oldest(value: datetime | None) -> datetime | None:
+        return as_utc(value) if value is not None else None
+
+    return (
+        MissCount(int(row["caller_misses"]), oldest(row["caller_oldest"])),
+        MissCount(int(row["address_misses"]), oldest(row["address_oldest"])),
+    )
 
 
 class CardMisses:
@@ -52,21 +74,9 @@ class CardMisses:
         )
 
     async def counts(self, subject: str, client_address: str | None, since: datetime) -> tuple[MissCount, MissCount]:
-        """Misses since `since` of this caller and of this address, in one round trip."""
-        t = card_lookup_misses
-        mine = t.c.subject == subject
-        theirs = t.c.client_address == client_address if client_address is not None else false()
-        row = (
-            await self._conn.execute(
-                select(
-                    func.coalesce(func.sum(case((mine, 1), else_=0)), 0),
-                    func.min(case((mine, t.c.created_at), else_=None)),
-                    func.coalesce(func.sum(case((theirs, 1), else_=0)), 0),
-                    func.min(case((theirs, t.c.created_at), else_=None)),
-                ).where(or_(mine, theirs), t.c.created_at >= since)
-            )
-        ).one()
-        return MissCount(int(row[0]), _when(row[1])), MissCount(int(row[2]), _when(row[3]))
+        """Misses since `since` of this caller and of this address (`MISSES`), in one round trip."""
+        row = (await self._conn.exec_driver_sql(_COUNTS, (subject, client_address, since))).one()
+        return miss_counts(row._mapping)
 
     async def forget_before(self, subject: str, client_address: str | None, before: datetime) -> None:
         """Drop misses of this caller and address that no longer count (keeps the table small)."""

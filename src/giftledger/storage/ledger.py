@@ -1,4 +1,11 @@
-"""Transactions and line items: append-only. A reversal is a new line item pointing at the old one."""
+"""Transactions and line items: append-only. A reversal is a new line item pointing at the old one.
+
+Every movement of a card's balance goes through one piece of SQL (`MOVEMENT`): the card is locked, the
+movement's tender and discount parts are decided (`domain.ledger.movement_split`, written in SQL), the
+balance moves in one conditional UPDATE that refuses to go below zero or above `MAX_BALANCE`, and the line
+item is appended. `Ledger.post` runs it inside a unit of work (sales, reversals, manual adjustments); the
+tills' redemption and top-up (storage/tills.py) fold the same text into their one statement. The CHECK
+constraints on `cards` and the append-only trigger on `line_items` are the backstop."""
 
 from __future__ import annotations
 
@@ -10,17 +17,93 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import aliased
 
-from giftledger.domain.ledger import LineItemType, Split
+from giftledger.domain.ledger import MAX_BALANCE, Holding, LineItemType, Split
 from giftledger.storage.clock import as_utc, utcnow
 from giftledger.storage.records import LineItemRow
 from giftledger.storage.tables import api_users, line_items, merchants, sites, transactions, users
 
+# The discount part of a debit of `amount` from a card holding `tender` + `discount` (both >= 0, amount <= their
+# sum): rounded down, so the tender part takes the rest (domain.ledger.debit_split).
+DEBIT_DISCOUNT = "div({amount}::numeric * {discount}, {tender} + {discount})::bigint"
+
+# The movement, given a CTE `card(id, tender_balance, discount_balance)` holding the locked card. {source}
+# and {gate}: what else the movement needs to be allowed (a till's site, reference and caller checks).
+# {value}: the movement (< 0 a debit); {credit_tender}/{credit_discount}: a credit's parts when they are not
+# all tender (NULL: the rule's). Yields `split(id, tender, discount)`, `moved` (the card after, with
+# moved_tender and moved_discount; no row: refused) and `item` (the line item appended); {between}: CTEs
+# the line item needs that depend on `moved` (a till's transaction row).
+MOVEMENT = f"""
+split AS (
+    SELECT card.id,
+           CASE WHEN {{value}} < 0 THEN {{value}} + {{debit_discount}}
+                WHEN {{credit_tender}} IS NOT NULL THEN {{credit_tender}}
+                ELSE {{value}} END AS tender,
+           CASE WHEN {{value}} < 0 THEN -{{debit_discount}}
+                WHEN {{credit_tender}} IS NOT NULL THEN {{credit_discount}}
+                ELSE 0 END AS discount
+    FROM {{source}}
+    WHERE ({{gate}}) AND ({{value}} > 0 OR card.tender_balance + card.discount_balance >= -{{value}})
+),
+moved AS (
+    UPDATE cards
+    SET balance = cards.balance + split.tender + split.discount,
+        tender_balance = cards.tender_balance + split.tender,
+        discount_balance = cards.discount_balance + split.discount,
+        updated_at = {{now}}
+    FROM split
+    WHERE cards.account_id = {{account}} AND cards.id = split.id
+      AND cards.tender_balance + split.tender >= 0 AND cards.discount_balance + split.discount >= 0
+      AND cards.balance + split.tender + split.discount <= {MAX_BALANCE}
+    RETURNING cards.*, split.tender AS moved_tender, split.discount AS moved_discount
+),{{between}}
+item AS (
+    INSERT INTO line_items (account_id, card_id, transaction_id, order_id, type_id, value, tender, discount, site_id,
+                            merchant_id, product_id, price_modifier_id, fulfilment_method_id, reverses_line_item_id,
+                            note, api_user_id, user_id, created_at)
+    SELECT {{account}}, moved.id, {{transaction}}, {{order}}, {{type}}, moved_tender + moved_discount, moved_tender,
+           moved_discount, {{site}}, {{merchant}}, {{product}}, {{price_modifier}}, {{fulfilment}}, {{reverses}},
+           {{note}}, {{api_user}}, {{user}}, {{now}}
+    FROM moved {{joins}}
+    RETURNING id, transaction_id, tender, discount, created_at
+)"""
+
+
+def movement(**parts: str) -> str:
+    """`MOVEMENT` with its placeholders bound to a statement's own parameters and CTEs."""
+    value = parts["value"]
+    debit_discount = DEBIT_DISCOUNT.format(
+        amount=f"-{value}", tender="card.tender_balance", discount="card.discount_balance"
+    )
+    defaults = {"source": "card", "gate": "true", "joins": "", "between": ""}
+    return MOVEMENT.format(**{**defaults, **parts, "debit_discount": debit_discount}).strip()
+
+
+# $1 account, $2 card, $3 transaction, $4 type, $5 value, $6/$7 a credit's tender/discount (NULL: the rule's),
+# $8 order, $9 product, $10 price modifier, $11 fulfilment method, $12 reversed line item, $13 note, $14 site,
+# $15 merchant, $16 API user, $17 user, $18 now.
+_POST = f"""
+WITH card AS (
+    SELECT id, tender_balance, discount_balance FROM cards WHERE account_id = $1 AND id = $2 FOR UPDATE
+),
+{movement(
+    account="$1", value="$5::bigint", credit_tender="$6::bigint", credit_discount="$7::bigint", now="$18",
+    transaction="$3", order="$8::bigint", type="$4::integer", site="$14::bigint", merchant="$15::bigint",
+    product="$9::bigint", price_modifier="$10::bigint", fulfilment="$11::integer", reverses="$12::bigint",
+    note="$13::text", api_user="$16::bigint", user="$17::bigint",
+)}
+SELECT card.tender_balance, card.discount_balance, item.id AS line_item_id
+FROM card LEFT JOIN item ON true
+"""
+
 
 @dataclass(frozen=True)
-class NewLineItem:
+class Entry:
+    """One movement of one card's balance: the line item it appends."""
+
     card_id: int
     type: LineItemType
-    split: Split
+    value: int  # < 0 a debit
+    credit: Split | None = None  # a credit's parts, when not all tender (domain.ledger.movement_split)
     order_id: int | None = None
     product_id: int | None = None
     price_modifier_id: int | None = None
@@ -37,6 +120,15 @@ class Actor:
     user_id: int | None = None
     merchant_id: int | None = None
     site_id: int | None = None
+
+
+@dataclass(frozen=True)
+class Posted:
+    """What `Ledger.post` found and did: the card before (None: no such card), the line item (None: refused,
+    because the card would have gone below zero or above `MAX_BALANCE`; nothing changed)."""
+
+    before: Holding | None
+    line_item_id: int | None
 
 
 _reversal = aliased(line_items, name="reversal")
@@ -108,32 +200,38 @@ class Ledger:
         )
         return int(result.scalar_one())
 
-    async def append(self, transaction_id: int, actor: Actor, item: NewLineItem) -> int:
-        result = await self._conn.execute(
-            line_items.insert()
-            .values(
-                account_id=self._account_id,
-                card_id=item.card_id,
-                transaction_id=transaction_id,
-                order_id=item.order_id,
-                type_id=int(item.type),
-                value=item.split.value,
-                tender=item.split.tender,
-                discount=item.split.discount,
-                site_id=actor.site_id,
-                merchant_id=actor.merchant_id,
-                product_id=item.product_id,
-                price_modifier_id=item.price_modifier_id,
-                fulfilment_method_id=item.fulfilment_method_id,
-                reverses_line_item_id=item.reverses_line_item_id,
-                note=item.note,
-                api_user_id=actor.api_user_id,
-                user_id=actor.user_id,
-                created_at=utcnow(),
+    async def post(self, transaction_id: int, actor: Actor, entry: Entry) -> Posted:
+        """Move a card's balance and append its line item, in one statement (see the module's docstring)."""
+        credit = entry.credit if entry.value > 0 else None
+        row = (
+            await self._conn.exec_driver_sql(
+                _POST,
+                (
+                    self._account_id,
+                    entry.card_id,
+                    transaction_id,
+                    int(entry.type),
+                    entry.value,
+                    credit.tender if credit is not None else None,
+                    credit.discount if credit is not None else None,
+                    entry.order_id,
+                    entry.product_id,
+                    entry.price_modifier_id,
+                    entry.fulfilment_method_id,
+                    entry.reverses_line_item_id,
+                    entry.note,
+                    actor.site_id,
+                    actor.merchant_id,
+                    actor.api_user_id,
+                    actor.user_id,
+                    utcnow(),
+                ),
             )
-            .returning(line_items.c.id)
-        )
-        return int(result.scalar_one())
+        ).first()
+        if row is None:
+            return Posted(None, None)
+        before = Holding(int(row.tender_balance), int(row.discount_balance))
+        return Posted(before, int(row.line_item_id) if row.line_item_id is not None else None)
 
     async def ids_for_reference(self, merchant_id: int | None, reference: str) -> list[int] | None:
         """The line items of the transaction that used `reference`, or None when it was never used."""
@@ -155,7 +253,7 @@ class Ledger:
         )
         return [int(i) for i in ids.scalars()]
 
-    async def get(self, line_item_id: int, *, lock: bool = False) -> LineItemRow | None:
+    async def get(self, line_item_id: int) -> LineItemRow | None:
         query = _select().where(line_items.c.account_id == self._account_id, line_items.c.id == line_item_id)
         row = (await self._conn.execute(query)).first()
         return _row(row) if row else None
@@ -178,28 +276,6 @@ class Ledger:
         query = _select().where(line_items.c.account_id == self._account_id, line_items.c.card_id == card_id)
         rows = (await self._conn.execute(query.order_by(line_items.c.id))).all()
         return [_row(r) for r in rows]
-
-    async def page_by_reference(
-        self, merchant_id: int | None, reference: str, *, limit: int, offset: int
-    ) -> tuple[list[LineItemRow], int]:
-        conditions = [
-            line_items.c.account_id == self._account_id,
-            transactions.c.account_id == self._account_id,  # lets the (account, merchant, reference) index serve
-            transactions.c.merchant_transaction_reference == reference,
-        ]
-        if merchant_id is not None:
-            conditions.append(transactions.c.merchant_id == merchant_id)
-        total = (
-            await self._conn.execute(
-                select(func.count())
-                .select_from(line_items.join(transactions, transactions.c.id == line_items.c.transaction_id))
-                .where(*conditions)
-            )
-        ).scalar_one()
-        rows = (
-            await self._conn.execute(_select().where(*conditions).order_by(line_items.c.id).limit(limit).offset(offset))
-        ).all()
-        return [_row(r) for r in rows], int(total)
 
     async def is_reversed(self, line_item_id: int) -> bool:
         found = (

@@ -1,4 +1,4 @@
-"""Apply and inspect Alembic migrations on SQLite or PostgreSQL."""
+"""Apply and inspect Alembic migrations."""
 
 from __future__ import annotations
 

@@ -23,8 +23,9 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-# SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL gets BIGINT identities.
-Id = BigInteger().with_variant(Integer(), "sqlite")
+from giftledger.domain.ledger import MAX_BALANCE
+
+Id = BigInteger
 Money = BigInteger
 
 metadata = MetaData(
@@ -201,6 +202,7 @@ cards = Table(
         name="balance_not_negative",
     ),
     CheckConstraint("status IN ('stock', 'active')", name="status_known"),
+    CheckConstraint(f"balance <= {MAX_BALANCE}", name="balance_within_limit"),
 )
 
 transactions = Table(

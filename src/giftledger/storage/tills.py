@@ -1,15 +1,13 @@
-"""A till's requests on PostgreSQL, each one statement through `native.NativePool` (prepared once per
-connection): recognising the API user behind a token, a balance check, a redemption or top-up, and the
+"""The look-ups and movements tills make on every request, each one statement (prepared once per connection):
+a card by number (a balance check, and the dashboard's card search), a redemption or top-up, and the
 `LineItems` look-up by transaction reference.
 
-These are the same reads and writes the repositories do for SQLite (`cards.Cards`, `ledger.Ledger`,
-`sites.Sites`, `guessing.CardMisses`), folded into one round trip each. The redemption is one data-modifying
-statement: the site mapping, the reference check, the card-guessing pause and the card (locked `FOR UPDATE`)
-are read, and only when all of them allow it are the balance moved (one conditional UPDATE), the transaction
-and the line item inserted. The tender/discount split of a debit is `domain.ledger.debit_split` written in
-SQL (`_DEBIT_DISCOUNT`); tests hold the two to the same results. Each of the three till statements also
-takes the caller's token check (`CALLER`) when the request has not confirmed it yet (api/context.py), so a
-till's request is one round trip and a revoked token reads and writes nothing."""
+Each statement also checks the caller's credential (`callers.CALLER`: a revoked token reads and writes
+nothing) and counts the caller's card-number misses (`guessing.MISSES`), so a till's request is one round
+trip. The redemption is one data-modifying statement: the site mapping, the reference check, the
+card-guessing pause and the card (locked `FOR UPDATE`) are read, and only when all of them allow it does
+the ledger's movement (`ledger.MOVEMENT`) run, with the transaction row inserted beside its line item. The
+services decide what each outcome means (services/adjustments.py, services/queries.py)."""
 
 from __future__ import annotations
 
@@ -20,55 +18,12 @@ from typing import Any
 import asyncpg
 
 from giftledger.domain.ledger import LineItemType
+from giftledger.storage.callers import Credential, caller_statement
 from giftledger.storage.clock import as_utc
-from giftledger.storage.guessing import MissCount
-from giftledger.storage.native import NativePool, Record
-from giftledger.storage.records import ApiUserRow, CardRow, ContactRow, LineItemRow
-
-_API_USER = """
-SELECT id, account_id, merchant_id, username, password_hash, token_version, created_at, deleted_at
-FROM api_users WHERE id = $1
-"""
-
-# Misses of this caller ($sub) and of this client address ($addr) since $since (see storage/guessing.py).
-_MISSES = """
-misses AS (
-    SELECT count(*) FILTER (WHERE subject = {sub}) AS caller_misses,
-           min(created_at) FILTER (WHERE subject = {sub}) AS caller_oldest,
-           count(*) FILTER (WHERE client_address = {addr}) AS address_misses,
-           min(created_at) FILTER (WHERE client_address = {addr}) AS address_oldest
-    FROM card_lookup_misses
-    WHERE (subject = {sub} OR client_address = {addr}) AND created_at >= {since}
-)"""
-
-# Whether the caller may act: when this request has not confirmed its token yet ({version} not NULL), the
-# API user {api_user} must still exist in account {account} with that token version (api/context.py): the
-# token check folded into the request's statement, so a revoked token reads and writes nothing. (Also the
-# cost budget's spend: storage/throttle.py.)
-CALLER = """
-caller AS (
-    SELECT {version}::integer IS NULL OR EXISTS (
-        SELECT 1 FROM api_users
-        WHERE api_users.account_id = {account}::bigint AND api_users.id = {api_user}::bigint
-          AND api_users.token_version = {version}::integer AND api_users.deleted_at IS NULL
-    ) AS live
-)"""
-
-
-@dataclass(frozen=True)
-class PendingCaller:
-    """An API user whose token the request has not confirmed yet: the statement's CALLER check must find it
-    live in its account with this token version (api/context.py)."""
-
-    account_id: int
-    api_user_id: int
-    token_version: int
-
-
-def token_check(pending: PendingCaller | None) -> tuple[int | None, int | None]:
-    """CALLER's API user and token version parameters (both NULL: the caller is confirmed already)."""
-    return (pending.api_user_id, pending.token_version) if pending is not None else (None, None)
-
+from giftledger.storage.database import Database, Record
+from giftledger.storage.guessing import MISSES, MissCount, miss_counts
+from giftledger.storage.ledger import movement
+from giftledger.storage.records import CardRow, ContactRow, LineItemRow
 
 _CARD_COLUMNS = """
     {c}.id AS card_id, {c}.card_reference, {c}.alias, {c}.currency, {c}.status, {c}.balance, {c}.tender_balance,
@@ -81,31 +36,65 @@ _CARD_JOINS = """
 LEFT JOIN products ON products.account_id = $1 AND products.id = {c}.product_id
 LEFT JOIN contacts ON contacts.account_id = $1 AND contacts.id = {c}.contact_id"""
 
-# $1 account, $2 card number or alias, $3-$5 the caller's misses (see _MISSES), $6 limit, $7 offset,
-# $8 API user, $9 its token version while unconfirmed (see CALLER).
+# $1 account, $2 card number or alias, $3-$5 the caller's misses (see MISSES), $6 limit, $7 offset,
+# $8-$10 the caller's credential (see CALLER), $11 whether unsold stock counts (the dashboard's search).
+# The number wins over an alias that is the same text.
 _FIND_CARD = f"""
-WITH {_MISSES.format(sub="$3::text", addr="$4::text", since="$5::timestamptz")},
-{CALLER.format(account="$1", api_user="$8", version="$9")},
+WITH {MISSES.format(sub="$3::text", addr="$4::text", since="$5::timestamptz").strip()},
+{caller_statement(account="$1", kind="$8", id="$9", version="$10")},
 found AS (
-    SELECT {_CARD_COLUMNS.format(c="cards")}
+    SELECT {_CARD_COLUMNS.format(c="cards")}, (cards.card_reference <> $2) AS by_alias
     FROM cards {_CARD_JOINS.format(c="cards")}
-    WHERE (SELECT live FROM caller) AND cards.account_id = $1 AND cards.status = 'active'
+    WHERE (SELECT live FROM caller) AND cards.account_id = $1 AND (cards.status = 'active' OR $11::boolean)
       AND (cards.card_reference = $2 OR cards.alias = $2)
 )
 SELECT caller.live AS caller_live, misses.*, (SELECT count(*) FROM found) AS total, page.*
 FROM misses CROSS JOIN caller
-LEFT JOIN LATERAL (SELECT * FROM found ORDER BY card_id LIMIT $6 OFFSET $7) AS page ON true
-ORDER BY page.card_id
+LEFT JOIN LATERAL (SELECT * FROM found ORDER BY by_alias, card_id LIMIT $6 OFFSET $7) AS page ON true
+ORDER BY page.by_alias, page.card_id
 """
 
-# The discount part of a debit of `amount` from a card holding `tender` + `discount` (both >= 0, and
-# amount <= their sum): rounded down, so the tender part takes the rest (domain.ledger.debit_split).
-_DEBIT_DISCOUNT = "div({amount}::numeric * {discount}, {tender} + {discount})::bigint"
+# The till's movement: allowed only when the caller is live, the reference unused, the caller not paused, and
+# the card sold and in the till's currency (see _ADJUST's parameters); the transaction row beside it.
+_ADJUST_GATE = """caller.live AND NOT EXISTS (SELECT 1 FROM used)
+      AND ($12::text IS NULL OR misses.caller_misses < $15)
+      AND ($12::text IS NULL OR $13::text IS NULL OR misses.address_misses < $16)
+      AND card.status = 'active' AND card.currency = $6"""
+_ADJUST_TRANSACTION = """
+tx AS (
+    INSERT INTO transactions (account_id, merchant_id, merchant_transaction_reference, kind, site_id,
+                              api_user_id, user_id, created_at)
+    SELECT $1, $2, $4::text, 'adjustment', site.site_id, $9::bigint, $10::bigint, $11 FROM moved, site
+    RETURNING id
+),"""
+_ADJUST_MOVEMENT = movement(
+    account="$1",
+    value="$7::bigint",
+    credit_tender="NULL::bigint",
+    credit_discount="NULL::bigint",
+    now="$11",
+    source="card, site, misses, caller",
+    gate=_ADJUST_GATE,
+    between=_ADJUST_TRANSACTION,
+    transaction="tx.id",
+    order="NULL::bigint",
+    type="$8::integer",
+    site="site.site_id",
+    merchant="$2",
+    product="NULL::bigint",
+    price_modifier="NULL::bigint",
+    fulfilment="NULL::integer",
+    reverses="NULL::bigint",
+    note="NULL::text",
+    api_user="$9::bigint",
+    user="$10::bigint",
+    joins=", tx, site",
+)
 
 # $1 account, $2 merchant, $3 EPOS reference, $4 merchant_transaction_reference (or NULL), $5 card number or
 # alias, $6 currency, $7 value (< 0 a debit), $8 line-item type, $9 API user, $10 user, $11 now,
 # $12 miss subject, $13 client address, $14 misses counted since, $15 caller's miss limit, $16 address's,
-# $17 the API user's token version while unconfirmed (see CALLER).
+# $17-$19 the caller's credential (see CALLER).
 _ADJUST = f"""
 WITH site AS (
     SELECT site_mappings.site_id, sites.name
@@ -118,8 +107,8 @@ used AS (
     WHERE account_id = $1 AND merchant_id = $2 AND merchant_transaction_reference = $4::text
     LIMIT 1
 ),
-{_MISSES.format(sub="$12::text", addr="$13::text", since="$14::timestamptz")},
-{CALLER.format(account="$1", api_user="$9", version="$17")},
+{MISSES.format(sub="$12::text", addr="$13::text", since="$14::timestamptz").strip()},
+{caller_statement(account="$1", kind="$17", id="$18", version="$19")},
 card AS (
     SELECT id, status, currency, tender_balance, discount_balance
     FROM cards
@@ -128,51 +117,7 @@ card AS (
     LIMIT 1
     FOR UPDATE
 ),
-allowed AS (
-    SELECT card.id, site.site_id,
-           CASE WHEN $7::bigint < 0
-                THEN $7::bigint + {
-    _DEBIT_DISCOUNT.format(amount="-$7::bigint", tender="tender_balance", discount="discount_balance")
-}
-                ELSE $7::bigint END AS tender,
-           CASE WHEN $7::bigint < 0
-                THEN -{
-    _DEBIT_DISCOUNT.format(amount="-$7::bigint", tender="tender_balance", discount="discount_balance")
-}
-                ELSE 0 END AS discount
-    FROM card, site, misses, caller
-    WHERE caller.live AND NOT EXISTS (SELECT 1 FROM used)
-      AND ($12::text IS NULL OR misses.caller_misses < $15)
-      AND ($12::text IS NULL OR $13::text IS NULL OR misses.address_misses < $16)
-      AND card.status = 'active' AND card.currency = $6
-      AND ($7::bigint > 0 OR card.tender_balance + card.discount_balance >= -$7::bigint)
-),
-moved AS (
-    UPDATE cards
-    SET balance = cards.balance + $7::bigint,
-        tender_balance = cards.tender_balance + allowed.tender,
-        discount_balance = cards.discount_balance + allowed.discount,
-        updated_at = $11
-    FROM allowed
-    WHERE cards.account_id = $1 AND cards.id = allowed.id
-      AND cards.tender_balance + allowed.tender >= 0 AND cards.discount_balance + allowed.discount >= 0
-    RETURNING cards.*, allowed.site_id AS moved_site_id, allowed.tender AS moved_tender,
-              allowed.discount AS moved_discount
-),
-tx AS (
-    INSERT INTO transactions (account_id, merchant_id, merchant_transaction_reference, kind, site_id,
-                              api_user_id, user_id, created_at)
-    SELECT $1, $2, $4::text, 'adjustment', moved_site_id, $9::bigint, $10::bigint, $11 FROM moved
-    RETURNING id
-),
-item AS (
-    INSERT INTO line_items (account_id, card_id, transaction_id, type_id, value, tender, discount, site_id,
-                            merchant_id, api_user_id, user_id, created_at)
-    SELECT $1, moved.id, tx.id, $8, $7::bigint, moved_tender, moved_discount, moved_site_id, $2, $9::bigint,
-           $10::bigint, $11
-    FROM moved, tx
-    RETURNING id, transaction_id, tender, discount, created_at
-)
+{_ADJUST_MOVEMENT}
 SELECT caller.live AS caller_live, (SELECT site_id FROM site) AS site_id, (SELECT name FROM site) AS site_name,
        EXISTS (SELECT 1 FROM used) AS used, misses.*,
        card.status AS found_status, card.currency AS found_currency,
@@ -195,10 +140,10 @@ WHERE transactions.account_id = $1 AND transactions.merchant_id = $2
 ORDER BY line_items.id
 """
 
-# $1 account, $2 merchant, $3 merchant_transaction_reference, $4 limit, $5 offset, $6 API user, $7 its token
-# version while unconfirmed (see CALLER). {merchant}: the POS merchant's own references (an API user), or
-# any merchant's (a dashboard user). Two statements, not `($2 IS NULL OR merchant_id = $2)`: a prepared
-# statement's generic plan for that could not use the (account, merchant, reference) index.
+# $1 account, $2 merchant, $3 merchant_transaction_reference, $4 limit, $5 offset, $6-$8 the caller's
+# credential (see CALLER). {merchant}: the POS merchant's own references (an API user), or any merchant's (a
+# dashboard user). Two statements, not `($2 IS NULL OR merchant_id = $2)`: a prepared statement's generic plan
+# for that could not use the (account, merchant, reference) index.
 _LINE_ITEMS = """
 WITH {caller},
 found AS (
@@ -229,7 +174,7 @@ ORDER BY page.id
 
 def _line_items(merchant: str) -> str:
     return _LINE_ITEMS.format(
-        caller=CALLER.format(account="$1", api_user="$6", version="$7").strip(),
+        caller=caller_statement(account="$1", kind="$6", id="$7", version="$8"),
         merchant=merchant,
         columns=_CARD_COLUMNS.format(c="cards"),
         joins=_CARD_JOINS.format(c="cards"),
@@ -245,9 +190,22 @@ class ReferenceTaken(Exception):
 
 
 @dataclass(frozen=True)
+class Caller:
+    """Who makes a look-up by card number: the credential its statement checks, and whose misses count (see
+    services/guessing.py) with the limits they are held to."""
+
+    credential: Credential
+    subject: str | None  # None: the operator, whose misses are not counted
+    client_address: str | None
+    misses_since: datetime
+    caller_limit: int
+    address_limit: int
+
+
+@dataclass(frozen=True)
 class CardLookup:
-    caller_live: bool  # False: the caller's unconfirmed token is revoked; nothing was read (see CALLER)
-    misses: tuple[MissCount, MissCount]  # of the caller, of its client address (services/guessing.py)
+    caller_live: bool  # False: the caller's credential is revoked; nothing was read
+    misses: tuple[MissCount, MissCount]  # of the caller, of its client address
     total: int
     cards: list[tuple[CardRow, ContactRow | None]]
 
@@ -256,10 +214,10 @@ class CardLookup:
 class Adjustment:
     """What one adjustment statement found and, when everything allowed it, did."""
 
-    caller_live: bool  # False: the caller's unconfirmed token is revoked; nothing was written (see CALLER)
+    caller_live: bool  # False: the caller's credential is revoked; nothing was written
     site_id: int | None
     reference_used: bool
-    misses: tuple[MissCount, MissCount]  # of the caller, of its client address (services/guessing.py)
+    misses: tuple[MissCount, MissCount]  # of the caller, of its client address
     card_active: bool  # a sold card with this number or alias exists in the account
     card_currency: str | None
     line_item: LineItemRow | None  # None: nothing was written
@@ -268,31 +226,13 @@ class Adjustment:
 
 @dataclass(frozen=True)
 class LineItemsFound:
-    caller_live: bool  # False: the caller's unconfirmed token is revoked; nothing was read (see CALLER)
+    caller_live: bool  # False: the caller's credential is revoked; nothing was read
     items: list[tuple[LineItemRow, CardRow, ContactRow | None]]
     total: int
 
 
-@dataclass(frozen=True)
-class Caller:
-    """Who makes the request, as the guessing throttle counts them."""
-
-    subject: str | None
-    client_address: str | None
-    misses_since: datetime
-    caller_limit: int
-    address_limit: int
-
-
 def _time(value: datetime | None) -> datetime | None:
     return as_utc(value) if value is not None else None
-
-
-def _misses(row: Record) -> tuple[MissCount, MissCount]:
-    return (
-        MissCount(int(row["caller_misses"]), _time(row["caller_oldest"])),
-        MissCount(int(row["address_misses"]), _time(row["address_oldest"])),
-    )
 
 
 def _card(row: Record, account_id: int) -> tuple[CardRow, ContactRow | None]:
@@ -323,36 +263,16 @@ def _card(row: Record, account_id: int) -> tuple[CardRow, ContactRow | None]:
 
 
 class TillStatements:
-    def __init__(self, native: NativePool) -> None:
-        self._native = native
-
-    async def api_user(self, api_user_id: int) -> ApiUserRow | None:
-        row = await self._native.fetchrow(_API_USER, api_user_id)
-        if row is None:
-            return None
-        return ApiUserRow(
-            id=int(row["id"]),
-            account_id=int(row["account_id"]),
-            merchant_id=int(row["merchant_id"]),
-            username=row["username"],
-            password_hash=row["password_hash"],
-            token_version=int(row["token_version"]),
-            created_at=as_utc(row["created_at"]),
-            deleted_at=_time(row["deleted_at"]),
-        )
+    def __init__(self, db: Database) -> None:
+        self._db = db
 
     async def find_card(
-        self,
-        account_id: int,
-        reference: str,
-        caller: Caller,
-        *,
-        limit: int,
-        offset: int,
-        pending: PendingCaller | None,
+        self, reference: str, caller: Caller, *, limit: int, offset: int, include_stock: bool = False
     ) -> CardLookup:
-        """Sold cards with this number or alias (a page of them, by id), and the caller's misses."""
-        rows = await self._native.fetch(
+        """Cards with this number or alias (sold ones; also unsold stock when asked), a page of them, and the
+        caller's misses."""
+        account_id = caller.credential.account_id
+        rows = await self._db.fetch(
             _FIND_CARD,
             account_id,
             reference,
@@ -361,15 +281,15 @@ class TillStatements:
             caller.misses_since,
             limit,
             offset,
-            *token_check(pending),
+            *caller.credential.parameters,
+            include_stock,
         )
         first = rows[0]
         found = [_card(r, account_id) for r in rows if r["card_id"] is not None]
-        return CardLookup(bool(first["caller_live"]), _misses(first), int(first["total"]), found)
+        return CardLookup(bool(first["caller_live"]), miss_counts(first), int(first["total"]), found)
 
     async def adjust(
         self,
-        account_id: int,
         *,
         merchant_id: int,
         epos_reference: str,
@@ -377,20 +297,20 @@ class TillStatements:
         card_reference: str,
         currency: str,
         value: int,
-        api_user_id: int | None,
-        user_id: int | None,
         actor: str | None,
         caller: Caller,
         now: datetime,
-        pending: PendingCaller | None,
     ) -> Adjustment:
         """A redemption (value < 0) or a top-up (value > 0) in one statement (see the module's docstring).
         Raises `ReferenceTaken` when another request inserted the same reference meanwhile."""
+        credential = caller.credential
         kind = LineItemType.REDEMPTION if value < 0 else LineItemType.TOP_UP
+        api_user_id = credential.id if credential.kind == "api_user" else None
+        user_id = credential.id if credential.kind == "user" else None
         try:
-            row = await self._native.fetchrow(
+            row = await self._db.fetchrow(
                 _ADJUST,
-                account_id,
+                credential.account_id,
                 merchant_id,
                 epos_reference,
                 reference,
@@ -406,7 +326,7 @@ class TillStatements:
                 caller.misses_since,
                 caller.caller_limit,
                 caller.address_limit,
-                token_check(pending)[1],  # CALLER's API user is $9, the actor's
+                *credential.parameters,
             )
         except asyncpg.UniqueViolationError as error:
             if error.constraint_name == "uq_transactions_reference":
@@ -416,10 +336,10 @@ class TillStatements:
         item: LineItemRow | None = None
         card = None
         if row["line_item_id"] is not None:
-            card = _card(row, account_id)
+            card = _card(row, credential.account_id)
             item = LineItemRow(
                 id=int(row["line_item_id"]),
-                account_id=account_id,
+                account_id=credential.account_id,
                 card_id=card[0].id,
                 transaction_id=int(row["transaction_id"]),
                 order_id=None,
@@ -442,7 +362,7 @@ class TillStatements:
             caller_live=bool(row["caller_live"]),
             site_id=row["site_id"],
             reference_used=bool(row["used"]),
-            misses=_misses(row),
+            misses=miss_counts(row),
             card_active=row["found_status"] == "active",
             card_currency=row["found_currency"],
             line_item=item,
@@ -450,23 +370,17 @@ class TillStatements:
         )
 
     async def ids_for_reference(self, account_id: int, merchant_id: int, reference: str) -> list[int]:
-        """The line items of the transaction that used `reference` (see ledger.Ledger.ids_for_reference)."""
-        rows = await self._native.fetch(_IDS_FOR_REFERENCE, account_id, merchant_id, reference)
+        """The line items of the transaction that used `reference`."""
+        rows = await self._db.fetch(_IDS_FOR_REFERENCE, account_id, merchant_id, reference)
         return [int(r["id"]) for r in rows]
 
     async def line_items_by_reference(
-        self,
-        account_id: int,
-        merchant_id: int | None,
-        reference: str,
-        *,
-        limit: int,
-        offset: int,
-        pending: PendingCaller | None,
+        self, credential: Credential, merchant_id: int | None, reference: str, *, limit: int, offset: int
     ) -> LineItemsFound:
+        account_id = credential.account_id
         statement = _LINE_ITEMS_OF_ANY_MERCHANT if merchant_id is None else _LINE_ITEMS_OF_MERCHANT
-        rows = await self._native.fetch(
-            statement, account_id, merchant_id, reference, limit, offset, *token_check(pending)
+        rows = await self._db.fetch(
+            statement, account_id, merchant_id, reference, limit, offset, *credential.parameters
         )
         found: list[tuple[LineItemRow, CardRow, ContactRow | None]] = []
         for r in rows:
@@ -477,27 +391,27 @@ class TillStatements:
         return LineItemsFound(bool(rows[0]["caller_live"]), found, int(rows[0]["total"]))
 
 
+_LINE_ITEM_FIELDS = (
+    "id",
+    "card_id",
+    "transaction_id",
+    "order_id",
+    "type_id",
+    "value",
+    "tender",
+    "discount",
+    "site_id",
+    "site_name",
+    "merchant_id",
+    "merchant_name",
+    "merchant_transaction_reference",
+    "reverses_line_item_id",
+    "reversed_by_line_item_id",
+    "note",
+    "actor",
+)
+
+
 def _line_item(row: Record, account_id: int) -> LineItemRow:
-    data: dict[str, Any] = {
-        name: row[name]
-        for name in (
-            "id",
-            "card_id",
-            "transaction_id",
-            "order_id",
-            "type_id",
-            "value",
-            "tender",
-            "discount",
-            "site_id",
-            "site_name",
-            "merchant_id",
-            "merchant_name",
-            "merchant_transaction_reference",
-            "reverses_line_item_id",
-            "reversed_by_line_item_id",
-            "note",
-            "actor",
-        )
-    }
+    data: dict[str, Any] = {name: row[name] for name in _LINE_ITEM_FIELDS}
     return LineItemRow(account_id=account_id, created_at=as_utc(row["created_at"]), **data)
