@@ -6,6 +6,7 @@ import asyncio
 import json
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -200,3 +201,41 @@ def execute_sql(database_url: str, sql: str) -> None:
             await conn.close()
 
     asyncio.run(run())
+
+
+def unrecorded_movements(database_url: str, account_id: int) -> dict[str, list[int]]:
+    """The account's money movements without exactly one accepted audit record, and accepted records without
+    their movement: a sale's record names its order, a redemption's or top-up's its line item, a reversal's its
+    transaction (`result_id`). Empty lists when every movement committed with its record."""
+    import asyncpg
+
+    async def read() -> tuple[list[Any], list[Any]]:
+        conn = await asyncpg.connect(database_url, timeout=5)
+        try:
+            movements = await conn.fetch(
+                """
+                SELECT CASE t.kind WHEN 'order' THEN 'createOrder' WHEN 'adjustment' THEN 'createBalanceAdjustment'
+                           ELSE 'createReversal' END AS operation,
+                       CASE t.kind WHEN 'order' THEN (SELECT o.id FROM orders o WHERE o.transaction_id = t.id)
+                           WHEN 'adjustment' THEN (SELECT min(l.id) FROM line_items l WHERE l.transaction_id = t.id)
+                           ELSE t.id END AS result_id
+                FROM transactions t WHERE t.account_id = $1 AND t.kind IN ('order', 'adjustment', 'reversal')
+                """,
+                account_id,
+            )
+            records = await conn.fetch(
+                "SELECT operation, (detail::jsonb ->> 'result_id')::bigint AS result_id FROM audit_events"
+                " WHERE account_id = $1 AND outcome = 'accepted'",
+                account_id,
+            )
+        finally:
+            await conn.close()
+        return list(movements), list(records)
+
+    movements, records = asyncio.run(read())
+    moved = Counter((m["operation"], m["result_id"]) for m in movements)
+    recorded = Counter((r["operation"], r["result_id"]) for r in records)
+    return {
+        "without a record": sorted(str(k) for k in moved if recorded[k] != 1),
+        "without a movement": sorted(str(k) for k in recorded if k not in moved),
+    }

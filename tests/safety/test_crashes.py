@@ -17,7 +17,14 @@ import pytest
 
 from giftledger.storage.migrate import head_revision
 from tests.safety.crash_stream import Stream, check_after_restart
-from tests.safety.helpers import HeldLock, execute_sql, start_safety_server, verify_ledger, wait_for
+from tests.safety.helpers import (
+    HeldLock,
+    execute_sql,
+    start_safety_server,
+    unrecorded_movements,
+    verify_ledger,
+    wait_for,
+)
 from tests.safety.raw_http import read_response, send_request
 from tests.safety.tills import adjustment, balance, sell_new, send
 from tests.support import Api, Demo, LiveServer, logged_in, unchanged
@@ -26,7 +33,7 @@ KILLS = 5  # per backend in the suite; bench/crash_soak.py runs 50 (and more wit
 TILLS = 3
 
 
-def test_kill_9_during_till_traffic_loses_and_half_writes_nothing(
+def test_kill_9_during_till_traffic_loses_and_half_writes_nothing_and_leaves_no_movement_unaudited(
     database_url: str, account: Demo, tmp_path: Path
 ) -> None:
     rng = random.Random(20261122)
@@ -47,6 +54,11 @@ def test_kill_9_during_till_traffic_loses_and_half_writes_nothing(
                 thread.join(30)
             server = start_safety_server(database_url, tmp_path)
             verify_ledger(database_url, account.account_id)
+            # every accepted movement committed with its audit record, whenever the kill came
+            assert unrecorded_movements(database_url, account.account_id) == {
+                "without a record": [],
+                "without a movement": [],
+            }
             check_after_restart(server, stream.token, stream.attempts[checked:])
             checked = len(stream.attempts)  # line items are append-only: what was checked stays true
             assert server.process.poll() is None, cycle

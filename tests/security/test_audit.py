@@ -19,7 +19,7 @@ from giftledger.domain.catalogue import POINTONE
 from giftledger.domain.errors import Forbidden
 from giftledger.domain.permissions import Role
 from giftledger.services import audit, card_admin, setup
-from giftledger.services.audit import Attempt, AuditQueue, Where, mask_card
+from giftledger.services.audit import Attempt, AuditQueue, Where, batching, mask_card
 from giftledger.services.context import Principal, Services
 from giftledger.storage.audit import AuditEventRow, audit_events
 from tests.api import documents
@@ -305,7 +305,7 @@ def test_records_arriving_during_a_write_wait_for_the_next_round(
     tag = uuid.uuid4().hex[:8]
     delay = 0.3
     writes: list[tuple[float, float, int]] = []  # (started, finished, rows)
-    real_write = audit._write_batch
+    real_write = batching._write_batch
 
     def attempt(i: int) -> Attempt:
         return Attempt(operator(demo.account_id), f"rounds.{tag}", audit.ACCEPTED, datetime.now(UTC), detail={"i": i})
@@ -321,7 +321,7 @@ def test_records_arriving_during_a_write_wait_for_the_next_round(
             await real_write(services, batch)
             writes.append((started, loop.time(), len(batch)))
 
-        monkeypatch.setattr(audit, "_write_batch", write)
+        monkeypatch.setattr(batching, "_write_batch", write)
         queue.put(attempt(0))
         queue.put(attempt(1))
         await wait_until(lambda: len(writes) == 3)

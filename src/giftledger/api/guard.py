@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -28,13 +29,13 @@ from graphql.execution.values import get_argument_values
 from starlette.responses import Response
 
 from giftledger.api import cost, limits
+from giftledger.api.audit import request_facts
 from giftledger.api.context import RequestContext
 from giftledger.api.execution import Prepared
 from giftledger.domain.errors import Retryable, Unauthorized
 from giftledger.services import audit, throttle
 from giftledger.services.context import Principal, Services
 from giftledger.services.throttle import BudgetStatus
-from giftledger.storage.clock import utcnow
 
 log = logging.getLogger("giftledger.api")
 
@@ -154,7 +155,8 @@ class Guard:
         )
 
     def _audit(self, ticket: Ticket, body: dict[str, Any]) -> None:
-        """One record per mutation field: accepted when its result is not null."""
+        """One record per refused mutation field (its result is null). An accepted one was recorded by its use
+        case, in the change's own transaction (api/audit.py, services/audit/recording.py)."""
         operation, analysis = ticket.operation, ticket.analysis
         if operation is None or analysis is None or operation.operation is not OperationType.MUTATION:
             return
@@ -163,22 +165,24 @@ class Guard:
         errors = [e for e in body.get("errors") or [] if isinstance(e, dict)]
         mutation_type = self.schema.mutation_type
         for key, nodes in analysis.fields.items():
-            result = data.get(key)
-            code = None
-            if result is None:
-                related = [e for e in errors if not e.get("path") or e["path"][0] == key] or errors
-                code = str((related[0].get("extensions") or {}).get("code", "")) if related else None
+            if data.get(key) is not None:
+                continue
+            related = [e for e in errors if not e.get("path") or e["path"][0] == key] or errors
+            code = str((related[0].get("extensions") or {}).get("code", "")) if related else None
             field = mutation_type.fields.get(nodes[0].name.value) if mutation_type else None
-            args = _arguments(field, nodes[0], ticket.variables)
+            facts = request_facts(_arguments(field, nodes[0], ticket.variables))
             self.audit.put(
                 audit.Attempt(
                     ticket.principal,
                     nodes[0].name.value,
-                    audit.ACCEPTED if result is not None else audit.REFUSED,
-                    utcnow(),
+                    audit.REFUSED,
+                    datetime.now(UTC),
+                    where=facts.where,
+                    card_references=facts.card_references,
+                    line_item_ids=facts.line_item_ids,
                     error_code=code or None,
                     client_address=ticket.context.client_address,
-                    **_facts(nodes[0].name.value, args, result),
+                    detail=facts.detail or None,
                 )
             )
 
@@ -207,51 +211,3 @@ def _arguments(field: Any, node: FieldNode, variables: dict[str, Any]) -> dict[s
         return get_argument_values(field, node, variables)
     except (GraphQLError, TypeError, ValueError):
         return {}
-
-
-def _text(value: Any) -> str | None:
-    return value if isinstance(value, str) and value.strip() else None
-
-
-def _number(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-def _list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else []
-
-
-def _facts(operation: str, args: dict[str, Any], result: Any) -> dict[str, Any]:
-    """What the audit record says about one mutation: the till, the cards, the line items, plain details."""
-    cards: list[str] = []
-    if (reference := _text(args.get("card_reference"))) is not None:
-        cards.append(reference)
-    items = _list(args.get("order_items"))
-    cards += [r for i in items if isinstance(i, dict) and (r := _text(i.get("card_reference")))]
-    if isinstance(result, dict):  # numbers the server generated, when the caller asked for them back
-        for line in result.get("LineItems") or []:
-            card = line.get("Card") if isinstance(line, dict) else None
-            if isinstance(card, dict) and (r := _text(card.get("card_reference"))):
-                cards.append(r)
-    line_item_ids = [
-        n for i in _list(args.get("ReversalItems")) if isinstance(i, dict) and (n := _number(i.get("line_item_id")))
-    ]
-    merchant_id, epos = _number(args.get("merchant_id")), _text(args.get("unit_epos_reference"))
-    detail: dict[str, Any] = {
-        "merchant_id": merchant_id,
-        "unit_epos_reference": epos,
-        "merchant_transaction_reference": _text(args.get("merchant_transaction_reference")),
-        "value": _number(args.get("value")),
-        "total": _number(args.get("total")),
-        "currency": _text(args.get("currency")),
-        "account_id": _number(args.get("account_id")),
-        "order_items": len(items) or None,
-        "line_item_ids": line_item_ids or None,
-        "result_id": _number(result.get("id")) if isinstance(result, dict) else None,
-    }
-    return {
-        "where": audit.Where(merchant_id, epos) if merchant_id is not None and epos is not None else None,
-        "card_references": tuple(cards),
-        "line_item_ids": tuple(line_item_ids),
-        "detail": {k: v for k, v in detail.items() if v is not None} or None,
-    }

@@ -8,6 +8,7 @@ from typing import Any
 from graphql import GraphQLResolveInfo, GraphQLSchema
 
 from giftledger.api import shapes
+from giftledger.api.audit import accepted
 from giftledger.api.context import RequestContext
 from giftledger.services import queries
 from giftledger.services.access import log_in
@@ -160,7 +161,8 @@ async def create_order(_: Any, info: GraphQLResolveInfo, **args: Any) -> shapes.
         if contact
         else None,
     )
-    return shapes.order(await ctx.act(lambda principal: sell_cards(ctx.services, principal, request)))
+    record = accepted("createOrder", args)
+    return shapes.order(await ctx.act(lambda principal: sell_cards(ctx.services, principal, request, audit=record)))
 
 
 async def create_balance_adjustment(_: Any, info: GraphQLResolveInfo, **args: Any) -> shapes.Shape:
@@ -173,7 +175,10 @@ async def create_balance_adjustment(_: Any, info: GraphQLResolveInfo, **args: An
         merchant_id=args["merchant_id"],
         merchant_transaction_reference=args.get("merchant_transaction_reference"),
     )
-    return shapes.adjustment(await ctx.act(lambda principal: adjust_balance(ctx.services, principal, request)))
+    record = accepted("createBalanceAdjustment", args)
+    return shapes.adjustment(
+        await ctx.act(lambda principal: adjust_balance(ctx.services, principal, request, audit=record))
+    )
 
 
 async def create_reversal(_: Any, info: GraphQLResolveInfo, **args: Any) -> shapes.Shape:
@@ -187,7 +192,10 @@ async def create_reversal(_: Any, info: GraphQLResolveInfo, **args: Any) -> shap
         unit_epos_reference=args["unit_epos_reference"],
         merchant_id=args["merchant_id"],
     )
-    return shapes.reversal(await ctx.act(lambda principal: reverse_line_items(ctx.services, principal, request)))
+    record = accepted("createReversal", args)
+    return shapes.reversal(
+        await ctx.act(lambda principal: reverse_line_items(ctx.services, principal, request, audit=record))
+    )
 
 
 ROOT_RESOLVERS: dict[str, dict[str, Resolver]] = {

@@ -35,7 +35,7 @@ from giftledger.domain.errors import (
 )
 from giftledger.domain.permissions import Permission, allows
 from giftledger.services import audit
-from giftledger.services.audit import Scalar
+from giftledger.services.audit import Audit, Scalar
 from giftledger.services.context import Principal, Services
 from giftledger.services.dashboard_sessions import DashboardSession, csrf_matches, open_session
 
@@ -177,6 +177,8 @@ class Page:
     extra: dict[str, Any] = field(default_factory=dict)
     change: Change = field(default_factory=Change)
     refusal: DomainError | None = None  # a refusal the page showed itself (for the audit record's code)
+    operation: str | None = None  # the change this form makes, as its audit record names it
+    handed_over: bool = False  # the use case records the change itself when it is accepted (`audit`)
 
     @property
     def services(self) -> Services:
@@ -204,6 +206,13 @@ class Page:
             self.change.account_id = account_id
         for key, value in detail.items():
             self.change.detail[key] = _short(value)
+
+    def audit(self) -> Audit:
+        """For a use case that moves money: the record it writes in the movement's own transaction when it is
+        accepted (with what the page has noted so far); the form's wrapper then writes no accepted record."""
+        assert self.operation is not None, "only a form that changes something has an audit record"
+        self.handed_over = True
+        return Audit(self.operation, dict(self.change.detail))
 
     def refused(self, error: DomainError) -> DomainError:
         """Name the refusal a page shows itself, so the audit record carries its exact code."""
@@ -311,7 +320,7 @@ class Dashboard:
                 if not csrf_matches(session.csrf_token, offered if isinstance(offered, str) else None):
                     await self.audit(request, session.principal, operation, "CSRF")
                     return self.error_page(request, session, 403, FORM_EXPIRED)
-            page = Page(request, self, session, form)
+            page = Page(request, self, session, form, operation=operation)
             try:
                 response = await handler(page)
             except DomainError as error:
@@ -324,7 +333,8 @@ class Dashboard:
                 code = None
                 if response.status_code >= 400:
                     code = page.refusal.code if page.refusal else REFUSAL_CODES.get(response.status_code, "REFUSED")
-            await self.audit(request, session.principal, operation, code, page.change)
+            if code is not None or not page.handed_over:
+                await self.audit(request, session.principal, operation, code, page.change)
             return response
 
         return endpoint

@@ -19,11 +19,12 @@ from giftledger.domain.errors import (
 from giftledger.domain.permissions import Permission
 from giftledger.domain.validation import MAX_AMOUNT, Problems
 from giftledger.services import guessing
+from giftledger.services.audit.recording import Audit, clean_detail, mask_card
 from giftledger.services.context import Principal, Services
 from giftledger.services.till import check_currency, check_merchant
 from giftledger.services.views import AdjustmentView, CardView, LineItemView
 from giftledger.storage.clock import utcnow
-from giftledger.storage.tills import ReferenceTaken, TillStatements
+from giftledger.storage.tills import Recorded, ReferenceTaken, TillStatements
 
 
 @dataclass(frozen=True)
@@ -36,9 +37,12 @@ class AdjustmentRequest:
     merchant_transaction_reference: str | None
 
 
-async def adjust_balance(services: Services, principal: Principal, request: AdjustmentRequest) -> AdjustmentView:
+async def adjust_balance(
+    services: Services, principal: Principal, request: AdjustmentRequest, *, audit: Audit | None = None
+) -> AdjustmentView:
     """One statement (storage/tills.py) checks the caller, the site, the reference, the card-guessing pause
-    and the card, and moves the balance when all allow it; its outcome decides the refusal, in this order."""
+    and the card, and moves the balance when all allow it, writing the audit record of the change (`audit`:
+    the transport's name for it) beside it; its outcome decides the refusal, in this order."""
     problems = Problems()
     reference = problems.card_reference("card_reference", request.card_reference)
     currency = check_currency(request.currency, problems)
@@ -69,6 +73,7 @@ async def adjust_balance(services: Services, principal: Principal, request: Adju
             actor=principal.name,
             caller=guessing.caller(services.settings, principal, now),
             now=now,
+            recorded=_recorded(principal, audit, reference),
         )
     except ReferenceTaken:  # only inserted once everything, the caller included, allowed it
         done = None
@@ -90,3 +95,15 @@ async def adjust_balance(services: Services, principal: Principal, request: Adju
         raise NegativeBalance() if request.value < 0 else BalanceLimitExceeded()
     card, contact = done.card
     return AdjustmentView(LineItemView(done.line_item, CardView(card, contact)))
+
+
+def _recorded(principal: Principal, audit: Audit | None, card_reference: str) -> Recorded | None:
+    if audit is None:
+        return None
+    return Recorded(
+        operation=audit.operation,
+        actor_name=principal.name,
+        card=mask_card(card_reference),
+        client_address=principal.client_address,
+        detail=clean_detail(audit.detail),
+    )

@@ -16,6 +16,7 @@ from giftledger.domain.ledger import Holding, LineItemType, Split
 from giftledger.domain.permissions import Permission
 from giftledger.domain.validation import MAX_AMOUNT, Problems
 from giftledger.services import ledger
+from giftledger.services.audit.recording import Audit, record_accepted
 from giftledger.services.context import Principal, Services
 from giftledger.services.queries import look_up_card
 from giftledger.services.reversals import reverse_one
@@ -78,10 +79,16 @@ class ManualAdjustment:
 
 
 async def adjust_card(
-    services: Services, principal: Principal, card_id: int, adjustment: ManualAdjustment
+    services: Services,
+    principal: Principal,
+    card_id: int,
+    adjustment: ManualAdjustment,
+    *,
+    audit: Audit | None = None,
 ) -> LineItemRow:
     """A manual balance adjustment with a reason, at a site, by a dashboard user. Debits take from tender
-    and discount in proportion, exactly as a till's redemption does."""
+    and discount in proportion, exactly as a till's redemption does. `audit`: the transport's name for the
+    change, recorded with it when accepted."""
     principal.require(Permission.CARD_ADJUST)
     problems = Problems()
     value = adjustment.value
@@ -110,6 +117,14 @@ async def adjust_card(
             adjusted = Entry(card.id, LineItemType.MANUAL_ADJUSTMENT, value, credit=credit, note=reason)
             item_id = await ledger.post(uow, transaction_id, actor, adjusted)
             [item] = await uow.ledger.many([item_id])
+            await record_accepted(
+                uow,
+                principal,
+                audit,
+                site_id=adjustment.site_id,
+                card_references=[card.card_reference],
+                detail={"line_item_id": item_id},
+            )
             return item
     except ConstraintBroken as broken:
         raise await ledger.refusal_for(services, principal, broken) from broken
@@ -127,9 +142,12 @@ async def reversal_preview(
     return history, item
 
 
-async def reverse_line_item(services: Services, principal: Principal, line_item_id: int) -> LineItemRow:
+async def reverse_line_item(
+    services: Services, principal: Principal, line_item_id: int, *, audit: Audit | None = None
+) -> LineItemRow:
     """Reverse one whole line item from the dashboard. The reversal is booked at the original line item's
-    site (so per-site figures stay right) and by the dashboard user; it has no till reference."""
+    site (so per-site figures stay right) and by the dashboard user; it has no till reference. `audit`: the
+    transport's name for the change, recorded with it when accepted."""
     principal.require(Permission.LINE_ITEM_REVERSE)
     try:
         async with services.unit_of_work(principal) as uow:
@@ -143,6 +161,16 @@ async def reverse_line_item(services: Services, principal: Principal, line_item_
             except ValidationFailed as error:
                 raise ValidationFailed.one("line_item_id", "A reversal cannot be reversed.") from error
             [item] = await uow.ledger.many([item_id])
+            card = await uow.cards.get(original.card_id)
+            assert card is not None
+            await record_accepted(
+                uow,
+                principal,
+                audit,
+                site_id=original.site_id,
+                card_references=[card.card_reference],
+                detail={"reversal_line_item_id": item_id},
+            )
             return item
     except ConstraintBroken as broken:
         raise await ledger.refusal_for(services, principal, broken, reversing=[line_item_id]) from broken

@@ -12,13 +12,13 @@ from datetime import datetime, timedelta
 
 from giftledger.config import Settings
 from giftledger.domain.errors import Throttled
-from giftledger.services.audit import REFUSED, add_event
+from giftledger.services.audit.recording import PAUSED, REFUSED, add_event
 from giftledger.services.context import Principal, Services
 from giftledger.storage.clock import utcnow
 from giftledger.storage.guessing import CardMisses, MissCount
 from giftledger.storage.tills import Caller
+from giftledger.storage.unit_of_work import UnitOfWork
 
-PAUSED = "security.card_lookups_paused"
 CARD_LOOKUPS_THROTTLED = (
     "Too many look-ups of card numbers that do not exist. Card look-ups are paused; try again later."
 )
@@ -109,7 +109,7 @@ async def record_miss(services: Services, principal: Principal, *, now: datetime
         if paused is None or was_paused:
             return False
         await add_event(
-            conn,
+            UnitOfWork(conn, principal.account_id),
             principal,
             operation=PAUSED,
             outcome=REFUSED,

@@ -9,6 +9,7 @@ from giftledger.domain.ledger import LineItemType, Split
 from giftledger.domain.permissions import Permission
 from giftledger.domain.validation import Problems
 from giftledger.services import ledger
+from giftledger.services.audit.recording import Audit, record_accepted
 from giftledger.services.context import Principal, Services
 from giftledger.services.till import check_merchant, open_till
 from giftledger.services.views import ReversalView, line_item_views
@@ -33,7 +34,10 @@ class ReversalRequest:
     merchant_id: int | None
 
 
-async def reverse_line_items(services: Services, principal: Principal, request: ReversalRequest) -> ReversalView:
+async def reverse_line_items(
+    services: Services, principal: Principal, request: ReversalRequest, *, audit: Audit | None = None
+) -> ReversalView:
+    """Reverse the line items; `audit`: the transport's name for the change, recorded with it when accepted."""
     problems = Problems()
     ids = _check_items(request.items, problems)
     epos = problems.reference("unit_epos_reference", request.unit_epos_reference, required=True)
@@ -52,6 +56,9 @@ async def reverse_line_items(services: Services, principal: Principal, request: 
                 await reverse_one(uow, actor, transaction_id, index, item_id) for index, item_id in enumerate(ids)
             ]
             views = await line_item_views(uow, await uow.ledger.many(created))
+            cards = [view.card.card.card_reference for view in views]
+            result = {"result_id": transaction_id}
+            await record_accepted(uow, principal, audit, site_id=actor.site_id, card_references=cards, detail=result)
             return ReversalView(transaction_id, tx_reference, views)
     except ConstraintBroken as broken:
         raise await ledger.refusal_for(

@@ -11,6 +11,7 @@ from giftledger.domain.ledger import LineItemType, Split
 from giftledger.domain.permissions import Permission
 from giftledger.domain.validation import Problems, is_email
 from giftledger.services import ledger
+from giftledger.services.audit.recording import Audit, record_accepted
 from giftledger.services.context import Principal, Services
 from giftledger.services.till import check_currency, check_merchant, open_till
 from giftledger.services.views import OrderView, order_views
@@ -78,7 +79,10 @@ class _Line:
     message: str | None
 
 
-async def sell_cards(services: Services, principal: Principal, request: OrderRequest) -> OrderView:
+async def sell_cards(
+    services: Services, principal: Principal, request: OrderRequest, *, audit: Audit | None = None
+) -> OrderView:
+    """Sell the order's cards; `audit`: the transport's name for the change, recorded with it when accepted."""
     problems = Problems()
     if request.account_id is None:
         problems.add("account_id", REQUIRED)
@@ -124,6 +128,7 @@ async def sell_cards(services: Services, principal: Principal, request: OrderReq
                 note=note,
                 receipt_contact_id=receipt_id,
             )
+            sold_numbers = [line.card_reference for line in lines if line.card_reference]
             for index, line in enumerate(lines):
                 card_id = await _issue_card(uow, index, line, currency)
                 sold = Entry(
@@ -140,6 +145,15 @@ async def sell_cards(services: Services, principal: Principal, request: OrderReq
             order = await uow.orders.get(order_id)
             assert order is not None
             [view] = await order_views(uow, [order])
+            sold_numbers += [item.card.card.card_reference for item in view.line_items]
+            await record_accepted(
+                uow,
+                principal,
+                audit,
+                site_id=actor.site_id,
+                card_references=sold_numbers,
+                detail={"result_id": order_id},
+            )
             return view
     except ConstraintBroken as broken:
         if broken.constraint == CARD_NUMBER_TAKEN:

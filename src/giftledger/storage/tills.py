@@ -94,7 +94,8 @@ _ADJUST_MOVEMENT = movement(
 # $1 account, $2 merchant, $3 EPOS reference, $4 merchant_transaction_reference (or NULL), $5 card number or
 # alias, $6 currency, $7 value (< 0 a debit), $8 line-item type, $9 API user, $10 user, $11 now,
 # $12 miss subject, $13 client address, $14 misses counted since, $15 caller's miss limit, $16 address's,
-# $17-$19 the caller's credential (see CALLER).
+# $17-$19 the caller's credential (see CALLER), $20-$23 the accepted movement's audit record (`Recorded`; $20
+# NULL: none): its operation, the actor's name, the masked card, the client address, $24 its detail (JSON).
 _ADJUST = f"""
 WITH site AS (
     SELECT site_mappings.site_id, sites.name
@@ -117,7 +118,15 @@ card AS (
     LIMIT 1
     FOR UPDATE
 ),
-{_ADJUST_MOVEMENT}
+{_ADJUST_MOVEMENT},
+recorded AS (
+    INSERT INTO audit_events (account_id, created_at, actor_kind, actor_id, actor_name, site_id, operation, card,
+                              outcome, error_code, client_address, detail)
+    SELECT $1, $11, $17, $18, $21::text, site.site_id, $20::text, $22::text, 'accepted', NULL, $23::text,
+           (coalesce($24::jsonb, '{{}}') || jsonb_build_object('result_id', item.id))::text
+    FROM item, site
+    WHERE $20::text IS NOT NULL
+)
 SELECT caller.live AS caller_live, (SELECT site_id FROM site) AS site_id, (SELECT name FROM site) AS site_name,
        EXISTS (SELECT 1 FROM used) AS used, misses.*,
        card.status AS found_status, card.currency AS found_currency,
@@ -200,6 +209,18 @@ class Caller:
     misses_since: datetime
     caller_limit: int
     address_limit: int
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """The audit record an accepted redemption or top-up writes in its own statement (the site, the time, the
+    actor and the line item's id as `result_id` in the detail are the statement's)."""
+
+    operation: str
+    actor_name: str
+    card: str  # masked
+    client_address: str | None
+    detail: str | None  # a JSON object
 
 
 @dataclass(frozen=True)
@@ -300,6 +321,7 @@ class TillStatements:
         actor: str | None,
         caller: Caller,
         now: datetime,
+        recorded: Recorded | None = None,
     ) -> Adjustment:
         """A redemption (value < 0) or a top-up (value > 0) in one statement (see the module's docstring).
         Raises `ReferenceTaken` when another request inserted the same reference meanwhile."""
@@ -327,6 +349,11 @@ class TillStatements:
                 caller.caller_limit,
                 caller.address_limit,
                 *credential.parameters,
+                *(
+                    (recorded.operation, recorded.actor_name, recorded.card, recorded.client_address, recorded.detail)
+                    if recorded is not None
+                    else (None,) * 5
+                ),
             )
         except asyncpg.UniqueViolationError as error:
             if error.constraint_name == "uq_transactions_reference":

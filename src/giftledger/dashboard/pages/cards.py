@@ -89,13 +89,12 @@ def routes(dashboard: Dashboard) -> list[Route]:
                 credit_as=values["credit_as"],
             )
             page.note(value=adjustment.value)
-            item = await card_admin.adjust_card(page.services, page.principal, card_id, adjustment)
+            await card_admin.adjust_card(page.services, page.principal, card_id, adjustment, audit=page.audit())
         except ValidationFailed as error:
             return await _card_page(page, status=400, errors=error.fields, values=values)
         except (NegativeBalance, CardNotFound) as error:
             page.refused(error)
             return await _card_page(page, status=409, errors={"value": [error.message]}, values=values)
-        page.note(line_item_id=item.id)
         return page.redirect(f"/cards/{card_id}#history", "adjusted")
 
     async def _preview(page: Page) -> tuple[card_admin.CardHistory, LineItemRow]:
@@ -112,12 +111,11 @@ def routes(dashboard: Dashboard) -> list[Route]:
         history, item = await _preview(page)
         page.note(site_id=item.site_id)
         try:
-            reversal = await card_admin.reverse_line_item(page.services, page.principal, item.id)
+            await card_admin.reverse_line_item(page.services, page.principal, item.id, audit=page.audit())
         except (AlreadyReversed, NegativeBalance) as error:
             raise Conflict(error.message) from error
         except ValidationFailed as error:
             raise Conflict("; ".join(m for messages in error.fields.values() for m in messages)) from error
-        page.note(reversal_line_item_id=reversal.id)
         return page.redirect(f"/cards/{history.card.id}#history", "reversed")
 
     async def orders(page: Page) -> Response:
