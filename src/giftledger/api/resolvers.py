@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
-from graphql import GraphQLResolveInfo, GraphQLSchema
+from graphql import GraphQLSchema
 
 from giftledger.api import shapes
 from giftledger.api.context import RequestContext
@@ -22,7 +22,15 @@ Resolver = Callable[..., Awaitable[Any]]
 T = TypeVar("T")
 
 
-def _ctx(info: GraphQLResolveInfo) -> RequestContext:
+class Info(Protocol):
+    """What a resolver reads of graphql-core's `GraphQLResolveInfo`: the request's context. (The class is
+    generic in graphql-core 3.3 and not in 3.2, so no annotation of it type-checks against both.)"""
+
+    @property
+    def context(self) -> Any: ...
+
+
+def _ctx(info: Info) -> RequestContext:
     context: RequestContext = info.context
     return context
 
@@ -46,7 +54,7 @@ async def _as_till(ctx: RequestContext, use: Callable[[Principal], Awaitable[T]]
 
 
 async def login_user(
-    _: Any, info: GraphQLResolveInfo, password: str, email: str | None = None, username: str | None = None
+    _: Any, info: Info, password: str, email: str | None = None, username: str | None = None
 ) -> shapes.Shape:
     ctx = _ctx(info)
     login = await log_in(
@@ -61,7 +69,7 @@ async def login_user(
     }
 
 
-async def products(_: Any, info: GraphQLResolveInfo, account_id: int) -> list[shapes.Shape]:
+async def products(_: Any, info: Info, account_id: int) -> list[shapes.Shape]:
     ctx = _ctx(info)
     views = await queries.list_products(ctx.services, await ctx.principal(), account_id)
     return [shapes.product(v) for v in views]
@@ -69,7 +77,7 @@ async def products(_: Any, info: GraphQLResolveInfo, account_id: int) -> list[sh
 
 async def cards(
     _: Any,
-    info: GraphQLResolveInfo,
+    info: Info,
     card_reference: str | None = None,
     limit: int | None = None,
     page: int | None = None,
@@ -89,7 +97,7 @@ async def cards(
 
 async def line_items(
     _: Any,
-    info: GraphQLResolveInfo,
+    info: Info,
     page: int | None = None,
     limit: int | None = None,
     merchant_transaction_reference: str | None = None,
@@ -108,14 +116,14 @@ async def line_items(
     return shapes.page(await _as_till(ctx, find), shapes.line_item)
 
 
-async def orders(_: Any, info: GraphQLResolveInfo, limit: int | None = None, page: int | None = None) -> shapes.Shape:
+async def orders(_: Any, info: Info, limit: int | None = None, page: int | None = None) -> shapes.Shape:
     ctx = _ctx(info)
     result = await queries.list_orders(ctx.services, await ctx.principal(), limit=limit, page=page)
     return shapes.page(result, shapes.order)
 
 
 async def consents(
-    contact: shapes.Shape, info: GraphQLResolveInfo, limit: int | None = None, page: int | None = None
+    contact: shapes.Shape, info: Info, limit: int | None = None, page: int | None = None
 ) -> shapes.Shape:
     ctx = _ctx(info)
     result = await queries.list_consents(
@@ -124,23 +132,23 @@ async def consents(
     return shapes.page(result, shapes.consent)
 
 
-async def merchants(_: Any, info: GraphQLResolveInfo) -> list[shapes.Shape]:
+async def merchants(_: Any, info: Info) -> list[shapes.Shape]:
     ctx = _ctx(info)
     await ctx.principal()
     return shapes.named(await queries.list_merchants(ctx.services))
 
 
-async def sales_channels(_: Any, info: GraphQLResolveInfo) -> list[shapes.Shape]:
+async def sales_channels(_: Any, info: Info) -> list[shapes.Shape]:
     await _ctx(info).principal()
     return shapes.named(queries.sales_channels())
 
 
-async def fulfilment_methods(_: Any, info: GraphQLResolveInfo) -> list[shapes.Shape]:
+async def fulfilment_methods(_: Any, info: Info) -> list[shapes.Shape]:
     await _ctx(info).principal()
     return shapes.named(queries.fulfilment_methods())
 
 
-async def accounts(_: Any, info: GraphQLResolveInfo) -> list[shapes.Shape]:
+async def accounts(_: Any, info: Info) -> list[shapes.Shape]:
     ctx = _ctx(info)
     return shapes.named(await queries.list_accounts(ctx.services, await ctx.principal()))
 
@@ -164,7 +172,7 @@ def _order_item(raw: dict[str, Any] | None) -> OrderItem | None:
     )
 
 
-async def create_order(_: Any, info: GraphQLResolveInfo, **args: Any) -> shapes.Shape:
+async def create_order(_: Any, info: Info, **args: Any) -> shapes.Shape:
     ctx = _ctx(info)
     contact = args.get("receipt_contact")
     request = OrderRequest(
@@ -186,7 +194,7 @@ async def create_order(_: Any, info: GraphQLResolveInfo, **args: Any) -> shapes.
     return shapes.order(await sell_cards(ctx.services, await ctx.principal(), request))
 
 
-async def create_balance_adjustment(_: Any, info: GraphQLResolveInfo, **args: Any) -> shapes.Shape:
+async def create_balance_adjustment(_: Any, info: Info, **args: Any) -> shapes.Shape:
     ctx = _ctx(info)
     request = AdjustmentRequest(
         card_reference=args["card_reference"],
@@ -199,7 +207,7 @@ async def create_balance_adjustment(_: Any, info: GraphQLResolveInfo, **args: An
     return shapes.adjustment(await _as_till(ctx, lambda principal: adjust_balance(ctx.services, principal, request)))
 
 
-async def create_reversal(_: Any, info: GraphQLResolveInfo, **args: Any) -> shapes.Shape:
+async def create_reversal(_: Any, info: Info, **args: Any) -> shapes.Shape:
     ctx = _ctx(info)
     request = ReversalRequest(
         items=[
