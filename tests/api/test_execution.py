@@ -1,13 +1,16 @@
-"""api/execution.py runs an operation as graphql-core's `execute` would: the variables it takes as they are
-are exactly graphql-core's coerced values, everything else is left to graphql-core, and a query's one
-awaitable root field gives the same data and errors without asyncio.gather. The pricing an operation
-keeps per page size is `requested_cost`'s answer."""
+"""api/execution.py runs an operation through graphql-core's public API only: a prepared operation gives
+exactly what graphql-core's `execute` gives on the same document, whatever variables come with it, and the
+API imports no name graphql-core does not export. The pricing an operation keeps per page size is
+`requested_cost`'s answer."""
 
 from __future__ import annotations
 
+import ast
 import asyncio
-import math
+import importlib
+from collections.abc import Iterator
 from inspect import isawaitable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,35 +23,36 @@ from graphql import (
     execute,
     parse,
 )
-from graphql.execution.values import get_variable_values
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import giftledger
 from giftledger.api import cost
 from giftledger.api.endpoint import _operation, load_schema
-from giftledger.api.execution import Prepared, Variables, run
-from tests.api import documents
+from giftledger.api.execution import Prepared, run
 
 SCHEMA = load_schema()
 
 TOY = build_schema(
     """
     type Query { one: Thing, sync: Thing, strict: Thing!, two: Thing, broken: Thing, echo(n: Int!): Int,
-                 scalars(f: Float, id: ID, b: Boolean): Int }
+                 scalars(f: Float, id: ID, b: Boolean): Int,
+                 args(s: String, rs: String!, i: Int, ri: Int!, d: Int, id: ID, f: Float, b: Boolean, ds: String,
+                      dn: Int, l: [Int]): String }
     type Thing { name: String!, size: Int, fail: String, missing: String! }
     type Mutation { make(n: Int!): Thing }
     """
 )
 
 
-# Every kind of variable definition: the built-in scalars, required or not, with and without defaults,
-# and the kinds that always go to graphql-core (lists, input objects).
+# Every kind of variable definition: the built-in scalars, required or not, with and without defaults, and a
+# list; `args` answers with the values graphql-core handed its resolver.
 DEFINITIONS = (
     "$s: String, $rs: String!, $i: Int, $ri: Int!, $d: Int = 7, $id: ID, $f: Float, $b: Boolean, "
-    '$ds: String = "x", $dn: Int = null'
+    '$ds: String = "x", $dn: Int = null, $l: [Int]'
 )
-PLAIN = parse(f"query({DEFINITIONS}) {{ __typename }}")
-NAMES = ("s", "rs", "i", "ri", "d", "id", "f", "b", "ds", "dn")
+NAMES = ("s", "rs", "i", "ri", "d", "id", "f", "b", "ds", "dn", "l")
+ARGS = parse(f"query({DEFINITIONS}) {{ args({', '.join(f'{n}: ${n}' for n in NAMES)}) }}")
 
 json_values = st.recursive(
     st.none()
@@ -62,6 +66,19 @@ json_values = st.recursive(
     max_leaves=5,
 )
 raw_variables = st.dictionaries(st.sampled_from(NAMES), json_values, max_size=len(NAMES))
+well_typed = st.fixed_dictionaries(
+    {"rs": st.text(max_size=5), "ri": st.integers(-(2**31), 2**31 - 1)},
+    optional={
+        "s": st.none() | st.text(max_size=5),
+        "i": st.none() | st.integers(-(2**31), 2**31 - 1),
+        "d": st.none() | st.integers(-(2**31), 2**31 - 1),
+        "id": st.none() | st.text(max_size=5) | st.integers(-(2**31), 2**31 - 1),
+        "f": st.none() | st.floats(allow_nan=False, allow_infinity=False) | st.integers(-(2**31), 2**31 - 1),
+        "b": st.none() | st.booleans(),
+        "ds": st.none() | st.text(max_size=5),
+        "l": st.none() | st.integers(-(2**31), 2**31 - 1) | st.lists(st.none() | st.integers(-5, 5), max_size=3),
+    },
+)
 
 
 def _only_operation(document: DocumentNode) -> OperationDefinitionNode:
@@ -70,101 +87,77 @@ def _only_operation(document: DocumentNode) -> OperationDefinitionNode:
     return operation
 
 
-def _same(a: Any, b: Any) -> bool:
-    """Equal, NaN included (graphql-core refuses NaN, so it never reaches here as a value)."""
-    if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
-        return True
-    return type(a) is type(b) and a == b
+def _run_both(
+    schema: GraphQLSchema, document: DocumentNode, prepared: Prepared, variables: dict[str, Any] | None
+) -> tuple[ExecutionResult, ExecutionResult]:
+    """`run` on `prepared` and graphql-core's `execute` on its document, each in an event loop of its own."""
+
+    async def both() -> tuple[ExecutionResult, ExecutionResult]:
+        ours = await _result(run(schema, prepared, variables, None))
+        theirs = await _result(execute(schema, document, variable_values=variables))
+        return ours, theirs
+
+    return asyncio.run(both())
 
 
 @settings(max_examples=400, deadline=None)
 @given(raw_variables)
-def test_variables_taken_as_they_are_are_graphql_cores_coerced_values(raw: dict[str, Any]) -> None:
-    operation = _only_operation(PLAIN)
-    ours = Variables.of(TOY, operation).coerced(raw)
-    theirs = get_variable_values(TOY, operation.variable_definitions, raw)
-    if ours is None:
-        return  # graphql-core coerces these (and reports their errors) itself (taken as they are: below)
-    assert isinstance(theirs, dict), theirs
-    assert ours.keys() == theirs.keys()
-    assert all(_same(ours[k], theirs[k]) for k in ours)
-
-
-well_typed = st.fixed_dictionaries(
-    {"rs": st.text(max_size=5), "ri": st.integers(-(2**31), 2**31 - 1)},
-    optional={
-        "s": st.none() | st.text(max_size=5),
-        "i": st.none() | st.integers(-(2**31), 2**31 - 1),
-        "d": st.none() | st.integers(-(2**31), 2**31 - 1),
-        "id": st.none() | st.text(max_size=5),
-        "f": st.none() | st.floats(allow_nan=False, allow_infinity=False),
-        "b": st.none() | st.booleans(),
-        "ds": st.none() | st.text(max_size=5),
-    },
-)
+def test_any_variables_give_what_graphql_cores_execute_gives(raw: dict[str, Any]) -> None:
+    prepared = Prepared.of(TOY, ARGS, _only_operation(ARGS))
+    ours, theirs = _run_both(TOY, ARGS, prepared, raw)
+    assert ours.formatted == theirs.formatted
 
 
 @settings(max_examples=200, deadline=None)
 @given(well_typed)
-def test_well_typed_variables_are_taken_as_they_are(raw: dict[str, Any]) -> None:
-    operation = _only_operation(PLAIN)
-    ours = Variables.of(TOY, operation).coerced(raw)
-    assert ours is not None
-    assert ours == get_variable_values(TOY, operation.variable_definitions, raw)
+def test_well_typed_variables_reach_the_resolver_coerced(raw: dict[str, Any]) -> None:
+    prepared = Prepared.of(TOY, ARGS, _only_operation(ARGS))
+    ours, theirs = _run_both(TOY, ARGS, prepared, raw)
+    assert ours.errors is None
+    assert ours.formatted == theirs.formatted
 
 
 @pytest.mark.parametrize(
-    ("raw", "taken"),
+    ("raw", "answer"),
     [
         ({"rs": "a", "ri": 1}, {"rs": "a", "ri": 1, "d": 7, "ds": "x", "dn": None}),
-        ({"rs": "a", "ri": 1, "d": None, "s": None, "b": False, "f": 2.5, "id": "9"}, None),
-        ({"ri": 1}, "graphql-core"),  # a required variable left out
-        ({"rs": "a", "ri": 1.0}, "graphql-core"),  # Int sent as a float
-        ({"rs": "a", "ri": True}, "graphql-core"),  # a boolean is not an Int
-        ({"rs": "a", "ri": 2**31}, "graphql-core"),  # out of Int's range
-        ({"rs": "a", "ri": 1, "id": 5}, "graphql-core"),  # an ID sent as a number (graphql-core makes it "5")
-        ({"rs": "a", "ri": 1, "f": 3}, "graphql-core"),  # a Float sent as an integer (graphql-core makes it 3.0)
-        ({"rs": "a", "ri": 1, "f": math.inf}, "graphql-core"),
-        ({"rs": None, "ri": 1}, "graphql-core"),  # null for a required variable
+        ({"rs": "a", "ri": 1, "d": None, "s": None}, {"rs": "a", "ri": 1, "d": None, "s": None, "ds": "x", "dn": None}),
+        ({"rs": "a", "ri": 1, "id": 5, "f": 3, "l": 4}, {"rs": "a", "ri": 1, "id": "5", "f": 3.0, "l": [4]}),
+        ({"rs": "a", "ri": 1, "b": False, "f": 2.5}, {"rs": "a", "ri": 1, "b": False, "f": 2.5}),
     ],
 )
-def test_which_variables_are_taken_as_they_are(raw: dict[str, Any], taken: Any) -> None:
-    operation = _only_operation(PLAIN)
-    ours = Variables.of(TOY, operation).coerced(raw)
-    if taken == "graphql-core":
-        assert ours is None
-        return
-    expected = taken if taken is not None else {**raw, "ds": "x", "dn": None}
-    assert ours == expected
-    assert ours == get_variable_values(TOY, operation.variable_definitions, raw)
+def test_what_the_resolver_gets(raw: dict[str, Any], answer: dict[str, Any]) -> None:
+    """graphql-core's coercion, spelled out: an ID sent as a number becomes a string, an integer for a Float a
+    float, one value for a list a list of one, and defaults fill what was left out."""
+    prepared = Prepared.of(TOY, ARGS, _only_operation(ARGS))
+    result = asyncio.run(_result(run(TOY, prepared, raw, None)))
+    expected = {"d": 7, "ds": "x", "dn": None, **answer}
+    assert result.formatted == {"data": {"args": repr(sorted(expected.items()))}}
 
 
-def test_the_tills_documents_take_their_variables_as_they_are() -> None:
-    """The hot documents never go through graphql-core's coercion with the variables tills send."""
-    for query, raw in (
-        (documents.CARD_BALANCE, {"card_reference": "6301190012345678901", "page": 1, "limit": 1}),
-        (documents.LINE_ITEMS, {"merchant_transaction_reference": "T-1", "page": 1, "limit": 5}),
-        (
-            documents.ADJUSTMENT,
-            {
-                "currency": "GBP",
-                "value": -150,
-                "card_reference": "6301190012345678901",
-                "unit_epos_reference": "till-1",
-                "merchant_id": 60,
-                "merchant_transaction_reference": "T-1",
-            },
-        ),
-    ):
-        operation = _only_operation(parse(query))
-        assert Variables.of(SCHEMA, operation).coerced(raw) == get_variable_values(
-            SCHEMA, operation.variable_definitions, raw
-        )
+@pytest.mark.parametrize(
+    "raw",
+    [
+        {"ri": 1},  # a required variable left out
+        {"rs": "a", "ri": 1.5},  # not an integer
+        {"rs": "a", "ri": 2**31},  # out of Int's range
+        {"rs": None, "ri": 1},  # null for a required variable
+        {"rs": "a", "ri": 1, "l": ["x"]},  # in a list
+    ],
+)
+def test_variables_that_do_not_coerce_are_refused_with_graphql_cores_error(raw: dict[str, Any]) -> None:
+    prepared = Prepared.of(TOY, ARGS, _only_operation(ARGS))
+    ours, theirs = _run_both(TOY, ARGS, prepared, raw)
+    assert ours.data is None and ours.errors is not None and len(ours.errors) == 1
+    assert ours.formatted == theirs.formatted
 
 
-def test_lists_and_input_objects_always_go_to_graphql_core() -> None:
-    for query in (documents.CREATE_ORDER, documents.REVERSAL, "query($x: [Int]) { __typename }"):
-        assert Variables.of(SCHEMA, _only_operation(parse(query))).variables is None, query
+def test_the_prepared_operation_is_the_one_run() -> None:
+    document = parse("query A { sync { name } } query B { sync { size } }")
+    named = [d for d in document.definitions if isinstance(d, OperationDefinitionNode) and d.name]
+    for operation, data in zip(named, ({"sync": {"name": "s"}}, {"sync": {"size": 1}}), strict=True):
+        result = asyncio.run(_result(run(TOY, Prepared.of(TOY, document, operation), None, None)))
+        assert result.formatted == {"data": data}
 
 
 # --- running: the same data and errors as graphql-core's execute ---------------------------------------
@@ -192,6 +185,7 @@ def _attach(schema: GraphQLSchema) -> None:
     query.fields["two"].resolve = _thing
     query.fields["broken"].resolve = _broken
     query.fields["echo"].resolve = lambda _, __, n: n
+    query.fields["args"].resolve = lambda _, __, **args: repr(sorted(args.items()))
     mutation.fields["make"].resolve = _thing
     thing = schema.type_map["Thing"]
     thing.fields["fail"].resolve = _failing  # type: ignore[attr-defined]
@@ -249,3 +243,83 @@ def test_the_price_kept_per_page_size_is_requested_costs(variables: dict[str, An
     expected = cost.requested_cost(SCHEMA, PAGED, _only_operation(PAGED), variables)
     assert PAGED_ANALYSIS.requested_cost(SCHEMA, PAGED, variables) == expected
     assert PAGED_ANALYSIS.requested_cost(SCHEMA, PAGED, variables) == expected
+
+
+# --- graphql-core's public surface only -------------------------------------------------------------------
+
+PUBLIC_PACKAGES = frozenset(
+    {
+        "graphql",
+        "graphql.error",
+        "graphql.execution",
+        "graphql.language",
+        "graphql.pyutils",
+        "graphql.type",
+        "graphql.utilities",
+        "graphql.validation",
+    }
+)
+
+
+def _graphql_names(source: str) -> Iterator[tuple[str, str, bool]]:
+    """(package, name, optional) for each name a module takes from graphql-core: `from graphql... import name`,
+    `import graphql...` (name ""), and, where `import graphql` binds the name `graphql`, `graphql.name` and
+    `getattr(graphql, "name"[, default])` (optional: with a default, for a name only some versions have)."""
+    tree = ast.parse(source)
+    imported = False
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "graphql":
+            yield from ((node.module or "", alias.name, False) for alias in node.names)
+        elif isinstance(node, ast.Import):
+            yield from ((a.name, "", False) for a in node.names if a.name.split(".")[0] == "graphql")
+            imported = imported or any(a.name == "graphql" and a.asname is None for a in node.names)
+    if not imported:
+        return
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "graphql":
+            yield "graphql", node.attr, False
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "getattr":
+            target, *rest = node.args
+            if isinstance(target, ast.Name) and target.id == "graphql" and rest:
+                name = rest[0].value if isinstance(rest[0], ast.Constant) else "<computed>"
+                yield "graphql", str(name), len(rest) > 1
+
+
+def _not_public(source: str) -> list[str]:
+    """The graphql-core names `source` uses that are not its public API: a package other than `graphql` and
+    its documented sub-packages (not their modules), or a name that package does not export (`__all__`; a
+    name looked up with a default may be missing from the installed version)."""
+    found = []
+    for package, name, optional in _graphql_names(source):
+        if package not in PUBLIC_PACKAGES or name.startswith("_"):
+            found.append(f"{package}.{name}")
+            continue
+        module = importlib.import_module(package)
+        if name and name not in module.__all__ and not (optional and not hasattr(module, name)):
+            found.append(f"{package}.{name}")
+    return found
+
+
+def test_private_graphql_names_are_found() -> None:
+    source = (
+        "import graphql\n"
+        "from graphql import execute, _private\n"
+        "from graphql.execution.execute import CollectedErrors\n"
+        "from graphql.pyutils import Path, _x\n"
+        "import graphql.execution.values\n"
+        "graphql._hidden\n"
+        "getattr(graphql, '_sneaky', None)\n"
+    )
+    assert _not_public(source) == [
+        "graphql._private",
+        "graphql.execution.execute.CollectedErrors",
+        "graphql.pyutils._x",
+        "graphql.execution.values.",
+        "graphql._hidden",
+        "graphql._sneaky",
+    ]
+
+
+def test_giftledger_uses_only_graphql_cores_public_api() -> None:
+    for path in sorted(Path(giftledger.__file__).parent.rglob("*.py")):
+        assert _not_public(path.read_text()) == [], path

@@ -92,7 +92,7 @@ def _page(value: Any) -> int:
 
 
 def _limit(node: FieldNode, variables: Mapping[str, Any]) -> int:
-    for argument in node.arguments:
+    for argument in node.arguments or ():  # None when there are none (graphql-core 3.3)
         if argument.name.value != "limit":
             continue
         value: Any = None
@@ -198,7 +198,7 @@ def _limit_variables(selection_set: SelectionSetNode | None, found: set[str]) ->
         if isinstance(selection, FieldNode):
             found.update(
                 a.value.name.value
-                for a in selection.arguments
+                for a in selection.arguments or ()
                 if a.name.value == "limit" and isinstance(a.value, VariableNode)
             )
         if isinstance(selection, FieldNode | InlineFragmentNode):

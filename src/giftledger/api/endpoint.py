@@ -204,7 +204,7 @@ class GraphQLEndpoint:
         )
         body: dict[str, Any] = {}
         if result.errors:
-            body["errors"] = [format_error(e, outcome) for e in result.errors]
+            body["errors"] = [format_error(e, outcome, variables or {}) for e in result.errors]
         body["data"] = result.data if result.data is not None else _null_data(operation)
         await self.guard.settle(ticket, body)
         status = 500 if outcome.internal else 503 if outcome.retryable else 200

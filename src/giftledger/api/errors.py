@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Mapping
 from typing import Any
 
 from graphql import GraphQLError
@@ -24,7 +25,9 @@ class Outcome:
         self.retryable = False
 
 
-def format_error(error: GraphQLError, outcome: Outcome) -> dict[str, Any]:
+def format_error(error: GraphQLError, outcome: Outcome, variables: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """`variables`: the request's variable values, when `error` comes from running it (a value graphql-core
+    refused to coerce is reported as a validation error of that variable)."""
     shaped: dict[str, Any] = {"message": error.message}
     if error.locations:
         shaped["locations"] = [{"line": loc.line, "column": loc.column} for loc in error.locations]
@@ -41,7 +44,9 @@ def format_error(error: GraphQLError, outcome: Outcome) -> dict[str, Any]:
         return shaped
     match = _VARIABLE.match(error.message)
     if match:
-        missing = "was not provided" in error.message or "must not be null" in error.message
+        # Left out or null: "This field is required". Read from the request, not from graphql-core's wording,
+        # which differs between its versions ("was not provided" in 3.2, "to be provided" in 3.3).
+        missing = variables is not None and variables.get(match.group(1)) is None
         shaped["message"] = "validation"
         shaped["validation"] = {match.group(1): [REQUIRED if missing else NOT_EXPECTED]}
         shaped["customer_facing"] = False

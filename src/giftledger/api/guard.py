@@ -24,8 +24,9 @@ from graphql import (
     GraphQLSchema,
     OperationDefinitionNode,
     OperationType,
+    VariableValues,
+    get_argument_values,
 )
-from graphql.execution.values import get_argument_values
 from starlette.responses import Response
 
 from giftledger.api import cost, limits
@@ -164,13 +165,14 @@ class Guard:
         assert isinstance(data, dict)
         errors = [e for e in body.get("errors") or [] if isinstance(e, dict)]
         mutation_type = self.schema.mutation_type
+        variable_values = _as_sent(ticket.variables)
         for key, nodes in analysis.fields.items():
             if data.get(key) is not None:
                 continue
             related = [e for e in errors if not e.get("path") or e["path"][0] == key] or errors
             code = str((related[0].get("extensions") or {}).get("code", "")) if related else None
             field = mutation_type.fields.get(nodes[0].name.value) if mutation_type else None
-            facts = request_facts(_arguments(field, nodes[0], ticket.variables))
+            facts = request_facts(_arguments(field, nodes[0], variable_values))
             self.audit.put(
                 audit.Attempt(
                     ticket.principal,
@@ -204,10 +206,17 @@ def _cost(ticket: Ticket, actual: int) -> dict[str, Any]:
     return facts
 
 
-def _arguments(field: Any, node: FieldNode, variables: dict[str, Any]) -> dict[str, Any]:
+def _as_sent(variables: dict[str, Any]) -> VariableValues:
+    """The request's variable values as `get_argument_values` takes them, not coerced: the audit records what
+    a request asked for, also when its values did not coerce, and coercing them again after the execution did
+    would cost a mutation ~25 us."""
+    return VariableValues(sources={}, coerced=variables)
+
+
+def _arguments(field: Any, node: FieldNode, variable_values: Any) -> dict[str, Any]:
     if field is None:
         return {}
     try:
-        return get_argument_values(field, node, variables)
+        return get_argument_values(field, node, variable_values)
     except (GraphQLError, TypeError, ValueError):
         return {}

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 
-from graphql import GraphQLResolveInfo, GraphQLSchema
+from graphql import GraphQLSchema
 
 from giftledger.api import shapes
 from giftledger.api.audit import accepted
@@ -21,13 +21,21 @@ from giftledger.services.views import CardView, LineItemView, Page
 Resolver = Callable[..., Awaitable[Any]]
 
 
-def _ctx(info: GraphQLResolveInfo) -> RequestContext:
+class Info(Protocol):
+    """What a resolver reads of graphql-core's `GraphQLResolveInfo`: the request's context. (The class is
+    generic in graphql-core 3.3 and not in 3.2, so no annotation of it type-checks against both.)"""
+
+    @property
+    def context(self) -> Any: ...
+
+
+def _ctx(info: Info) -> RequestContext:
     context: RequestContext = info.context
     return context
 
 
 async def login_user(
-    _: Any, info: GraphQLResolveInfo, password: str, email: str | None = None, username: str | None = None
+    _: Any, info: Info, password: str, email: str | None = None, username: str | None = None
 ) -> shapes.Shape:
     ctx = _ctx(info)
     login = await log_in(
@@ -42,7 +50,7 @@ async def login_user(
     }
 
 
-async def products(_: Any, info: GraphQLResolveInfo, account_id: int) -> list[shapes.Shape]:
+async def products(_: Any, info: Info, account_id: int) -> list[shapes.Shape]:
     ctx = _ctx(info)
     views = await ctx.act(lambda principal: queries.list_products(ctx.services, principal, account_id))
     return [shapes.product(v) for v in views]
@@ -50,7 +58,7 @@ async def products(_: Any, info: GraphQLResolveInfo, account_id: int) -> list[sh
 
 async def cards(
     _: Any,
-    info: GraphQLResolveInfo,
+    info: Info,
     card_reference: str | None = None,
     limit: int | None = None,
     page: int | None = None,
@@ -68,7 +76,7 @@ async def cards(
 
 async def line_items(
     _: Any,
-    info: GraphQLResolveInfo,
+    info: Info,
     page: int | None = None,
     limit: int | None = None,
     merchant_transaction_reference: str | None = None,
@@ -87,14 +95,14 @@ async def line_items(
     return shapes.page(await ctx.act(find), shapes.line_item)
 
 
-async def orders(_: Any, info: GraphQLResolveInfo, limit: int | None = None, page: int | None = None) -> shapes.Shape:
+async def orders(_: Any, info: Info, limit: int | None = None, page: int | None = None) -> shapes.Shape:
     ctx = _ctx(info)
     result = await ctx.act(lambda principal: queries.list_orders(ctx.services, principal, limit=limit, page=page))
     return shapes.page(result, shapes.order)
 
 
 async def consents(
-    contact: shapes.Shape, info: GraphQLResolveInfo, limit: int | None = None, page: int | None = None
+    contact: shapes.Shape, info: Info, limit: int | None = None, page: int | None = None
 ) -> shapes.Shape:
     ctx = _ctx(info)
     result = await ctx.act(
@@ -103,22 +111,22 @@ async def consents(
     return shapes.page(result, shapes.consent)
 
 
-async def merchants(_: Any, info: GraphQLResolveInfo) -> list[shapes.Shape]:
+async def merchants(_: Any, info: Info) -> list[shapes.Shape]:
     ctx = _ctx(info)
     return shapes.named(await ctx.act(lambda principal: queries.list_merchants(ctx.services, principal)))
 
 
-async def sales_channels(_: Any, info: GraphQLResolveInfo) -> list[shapes.Shape]:
+async def sales_channels(_: Any, info: Info) -> list[shapes.Shape]:
     ctx = _ctx(info)
     return shapes.named(await ctx.act(lambda principal: queries.sales_channels(ctx.services, principal)))
 
 
-async def fulfilment_methods(_: Any, info: GraphQLResolveInfo) -> list[shapes.Shape]:
+async def fulfilment_methods(_: Any, info: Info) -> list[shapes.Shape]:
     ctx = _ctx(info)
     return shapes.named(await ctx.act(lambda principal: queries.fulfilment_methods(ctx.services, principal)))
 
 
-async def accounts(_: Any, info: GraphQLResolveInfo) -> list[shapes.Shape]:
+async def accounts(_: Any, info: Info) -> list[shapes.Shape]:
     ctx = _ctx(info)
     return shapes.named(await ctx.act(lambda principal: queries.list_accounts(ctx.services, principal)))
 
@@ -142,7 +150,7 @@ def _order_item(raw: dict[str, Any] | None) -> OrderItem | None:
     )
 
 
-async def create_order(_: Any, info: GraphQLResolveInfo, **args: Any) -> shapes.Shape:
+async def create_order(_: Any, info: Info, **args: Any) -> shapes.Shape:
     ctx = _ctx(info)
     contact = args.get("receipt_contact")
     request = OrderRequest(
@@ -165,7 +173,7 @@ async def create_order(_: Any, info: GraphQLResolveInfo, **args: Any) -> shapes.
     return shapes.order(await ctx.act(lambda principal: sell_cards(ctx.services, principal, request, audit=record)))
 
 
-async def create_balance_adjustment(_: Any, info: GraphQLResolveInfo, **args: Any) -> shapes.Shape:
+async def create_balance_adjustment(_: Any, info: Info, **args: Any) -> shapes.Shape:
     ctx = _ctx(info)
     request = AdjustmentRequest(
         card_reference=args["card_reference"],
@@ -181,7 +189,7 @@ async def create_balance_adjustment(_: Any, info: GraphQLResolveInfo, **args: An
     )
 
 
-async def create_reversal(_: Any, info: GraphQLResolveInfo, **args: Any) -> shapes.Shape:
+async def create_reversal(_: Any, info: Info, **args: Any) -> shapes.Shape:
     ctx = _ctx(info)
     request = ReversalRequest(
         items=[
