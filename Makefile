@@ -23,14 +23,14 @@ run: install
 chromium:
 	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 
-test: install chromium
-	$(BIN)/ruff check src tests
-	$(BIN)/mypy
+test: install chromium lint
 	$(BIN)/pytest
 
+# The layers and their imports (pyproject.toml's [tool.importlinter] contracts), ruff and mypy.
 lint: install
 	$(BIN)/ruff check src tests
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 # Benchmarks against the PostgreSQL in TEST_DATABASE_URL (needs wrk and pgbench): `make bench ARGS="--cards 1000000"`.
 bench: install

@@ -55,6 +55,17 @@ def build_services(settings: Settings) -> Services:
     return Services(db=db, settings=settings, tokens=tokens)
 
 
+async def migrate_database(services: Services) -> str | None:
+    """Bring the database to the latest revision (idempotent); the revision it is at now."""
+    await migrate.upgrade(services.db.engine)
+    return await migrate.current_revision(services.db.engine)
+
+
+async def schema_revisions(services: Services) -> tuple[str | None, str | None]:
+    """The revision the database is at (None: no giftledger schema), and the code's latest."""
+    return await migrate.current_revision(services.db.engine), migrate.head_revision()
+
+
 def create_app(settings: Settings) -> Starlette:
     services = build_services(settings)
     graphql = GraphQLEndpoint(services)

@@ -23,10 +23,10 @@ from starlette.responses import Response
 
 from giftledger.api.errors import request_error
 from giftledger.domain.errors import Retryable, Unauthorized
+from giftledger.domain.validation import MAX_KEY_LENGTH
 from giftledger.services import idempotency
 from giftledger.services.access import recognise
 from giftledger.services.context import Services
-from giftledger.storage.idempotency import MAX_KEY_LENGTH
 
 log = logging.getLogger("giftledger.api")
 

@@ -6,9 +6,9 @@ from datetime import datetime
 from typing import Any
 
 from giftledger.domain.ledger import LineItemType
+from giftledger.domain.records import ConsentRow, ContactRow
 from giftledger.services.queries import ProductView
 from giftledger.services.views import AdjustmentView, CardView, LineItemView, OrderView, Page, ReversalView
-from giftledger.storage.records import ConsentRow, ContactRow
 
 Shape = dict[str, Any]
 

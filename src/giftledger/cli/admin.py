@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from giftledger.cli.main import run_with_services
+from giftledger.cli.running import run_with_services
 from giftledger.domain.permissions import TEAM_ROLES
 from giftledger.services import queries, setup
 from giftledger.services.context import Principal, Services, operator

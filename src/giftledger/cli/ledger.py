@@ -8,11 +8,10 @@ import json
 
 import click
 
-from giftledger.app import build_services
-from giftledger.cli.main import settings_from
+from giftledger.app import build_services, schema_revisions
+from giftledger.cli.running import settings_from
 from giftledger.domain.errors import DomainError
 from giftledger.services.verification import VerificationReport, verify_ledger
-from giftledger.storage import migrate as migrations
 
 
 class CannotVerify(click.ClickException):
@@ -33,11 +32,11 @@ def _run(ctx: click.Context, account_id: int | None) -> VerificationReport:
     async def _main() -> VerificationReport:
         services = build_services(settings)
         try:
-            revision = await migrations.current_revision(services.db.engine)
+            revision, head = await schema_revisions(services)
             if revision is None:
                 raise CannotVerify("this database has no giftledger schema (run `giftledger migrate`)")
-            if revision != migrations.head_revision():
-                click.echo(f"warning: database at revision {revision}, code at {migrations.head_revision()}", err=True)
+            if revision != head:
+                click.echo(f"warning: database at revision {revision}, code at {head}", err=True)
             return await verify_ledger(services, account_id)
         finally:
             await services.db.dispose()

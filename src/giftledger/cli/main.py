@@ -5,47 +5,12 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 
-from giftledger.app import build_services, with_database
-from giftledger.config import ConfigurationError, Settings, load_settings
-from giftledger.domain.errors import DomainError, ValidationFailed
-from giftledger.services.context import Services
-from giftledger.storage import migrate as migrations
-
-T = TypeVar("T")
-
-
-def settings_from(ctx: click.Context) -> Settings:
-    """The settings, with a database: the embedded server, held until the command exits, when no URL is set."""
-    try:
-        return with_database(load_settings(database_url=ctx.obj.get("database_url")))
-    except ConfigurationError as exc:
-        raise click.ClickException(str(exc)) from exc
-
-
-def run_with_services(ctx: click.Context, work: Callable[[Services], Awaitable[T]]) -> T:
-    """Migrate if needed, run one piece of work against the services, close the database."""
-    settings = settings_from(ctx)
-
-    async def _main() -> T:
-        services = build_services(settings)
-        try:
-            await migrations.upgrade(services.db.engine)
-            return await work(services)
-        finally:
-            await services.db.dispose()
-
-    try:
-        return asyncio.run(_main())
-    except ValidationFailed as exc:
-        details = "; ".join(f"{k}: {', '.join(v)}" for k, v in exc.fields.items())
-        raise click.ClickException(details) from exc
-    except DomainError as exc:
-        raise click.ClickException(exc.message) from exc
+from giftledger.app import build_services, migrate_database
+from giftledger.cli.running import run_with_services, settings_from
 
 
 @click.group()
@@ -71,8 +36,7 @@ def migrate(ctx: click.Context) -> None:
     async def _main() -> str | None:
         services = build_services(settings)
         try:
-            await migrations.upgrade(services.db.engine)
-            return await migrations.current_revision(services.db.engine)
+            return await migrate_database(services)
         finally:
             await services.db.dispose()
 
@@ -91,7 +55,7 @@ def serve(ctx: click.Context, host: str, port: int, workers: int) -> None:
     async def _migrate() -> None:
         services = build_services(settings)
         try:
-            await migrations.upgrade(services.db.engine)
+            await migrate_database(services)
         finally:
             await services.db.dispose()
 

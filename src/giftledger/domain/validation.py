@@ -6,6 +6,7 @@ from giftledger.domain import card_numbers
 from giftledger.domain.errors import INVALID_CARD_REFERENCE, NOT_EXPECTED, REQUIRED, ValidationFailed
 
 MAX_REFERENCE_LENGTH = 100
+MAX_KEY_LENGTH = 255  # the longest Idempotency-Key
 MAX_TEXT_LENGTH = 1000
 
 

@@ -9,10 +9,10 @@ from giftledger.auth.passwords import check_password
 from giftledger.auth.tokens import TokenClaims
 from giftledger.domain.errors import Throttled, Unauthorized
 from giftledger.domain.permissions import Role
+from giftledger.domain.records import ApiUserRow
 from giftledger.services.context import Principal, Services
 from giftledger.storage.clock import utcnow
 from giftledger.storage.people import Directory
-from giftledger.storage.records import ApiUserRow
 
 LOGIN_REFUSED = "Unauthorized"
 LOGIN_THROTTLED = "Too many failed login attempts. Try again later."

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 
 from giftledger.domain.errors import NotFound
 from giftledger.domain.permissions import Permission
+from giftledger.domain.records import ApiUserRow, PriceModifierRow, ProductRow, SiteRow
 from giftledger.services.context import Principal, Services
 from giftledger.services.setup import IN_STORE_PRODUCT
-from giftledger.storage.records import ApiUserRow, PriceModifierRow, ProductRow, SiteRow
 
 
 async def site_settings(services: Services, principal: Principal) -> list[SiteRow]:

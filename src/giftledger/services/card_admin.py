@@ -14,6 +14,7 @@ from giftledger.domain.errors import (
 )
 from giftledger.domain.ledger import Holding, LineItemType, Split
 from giftledger.domain.permissions import Permission
+from giftledger.domain.records import CardRow, ContactRow, LineItemRow, SiteRow
 from giftledger.domain.validation import MAX_AMOUNT, Problems
 from giftledger.services import ledger
 from giftledger.services.audit.recording import Audit, record_accepted
@@ -23,7 +24,6 @@ from giftledger.services.reversals import reverse_one
 from giftledger.services.views import OrderView, order_views
 from giftledger.storage.database import ConstraintBroken
 from giftledger.storage.ledger import Actor, Entry
-from giftledger.storage.records import CardRow, ContactRow, LineItemRow, SiteRow
 
 MAX_REASON_LENGTH = 500
 # How a manual credit is booked: paid-for value (tender) or free value (discount).

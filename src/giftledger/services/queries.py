@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from giftledger.domain.catalogue import FULFILMENT_METHODS, SALES_CHANNELS
 from giftledger.domain.errors import NOT_EXPECTED, REQUIRED, Forbidden, Unauthorized
 from giftledger.domain.permissions import Permission
+from giftledger.domain.records import ConsentRow, PriceModifierRow, ProductRow
 from giftledger.domain.validation import Problems
 from giftledger.services import guessing
 from giftledger.services.context import Principal, Services
@@ -19,7 +20,6 @@ from giftledger.services.views import (
     order_views,
 )
 from giftledger.storage.clock import utcnow
-from giftledger.storage.records import ConsentRow, PriceModifierRow, ProductRow
 from giftledger.storage.tills import CardLookup, TillStatements
 
 MAX_LIMIT = 100

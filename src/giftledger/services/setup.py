@@ -11,12 +11,12 @@ from giftledger.domain import card_numbers
 from giftledger.domain.catalogue import CURRENCIES
 from giftledger.domain.errors import NOT_EXPECTED, REQUIRED, Conflict, NotFound, ValidationFailed
 from giftledger.domain.permissions import TEAM_ROLES, Permission
+from giftledger.domain.records import ApiUserRow, SiteRow
 from giftledger.domain.validation import MAX_AMOUNT, Problems, is_email
 from giftledger.services.context import Principal, Services
 from giftledger.services.context import operator as operator  # the command line's principal
 from giftledger.storage.database import ConstraintBroken
 from giftledger.storage.people import Directory
-from giftledger.storage.records import ApiUserRow, SiteRow
 
 IN_STORE_PRODUCT = "In-Store Gift"
 MIN_PASSWORD_LENGTH = 10

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from giftledger.storage.records import CardRow, ContactRow, LineItemRow, OrderRow
+from giftledger.domain.records import CardRow, ContactRow, LineItemRow, OrderRow
 from giftledger.storage.unit_of_work import UnitOfWork
 
 

@@ -8,8 +8,8 @@ from typing import Any
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from giftledger.domain.records import CardRow
 from giftledger.storage.clock import as_utc, utcnow
-from giftledger.storage.records import CardRow
 from giftledger.storage.tables import cards, products
 
 _COLUMNS = (

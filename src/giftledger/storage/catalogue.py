@@ -5,8 +5,8 @@ from __future__ import annotations
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from giftledger.domain.records import PriceModifierRow, ProductRow
 from giftledger.storage.clock import utcnow
-from giftledger.storage.records import PriceModifierRow, ProductRow
 from giftledger.storage.tables import price_modifiers, products
 
 

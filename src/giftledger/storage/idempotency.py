@@ -23,10 +23,9 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
 
+from giftledger.domain.validation import MAX_KEY_LENGTH
 from giftledger.storage.clock import as_utc
 from giftledger.storage.tables import Id, metadata
-
-MAX_KEY_LENGTH = 255
 
 idempotency_keys = Table(
     "idempotency_keys",

@@ -18,8 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import aliased
 
 from giftledger.domain.ledger import MAX_BALANCE, Holding, LineItemType, Split
+from giftledger.domain.records import LineItemRow
 from giftledger.storage.clock import as_utc, utcnow
-from giftledger.storage.records import LineItemRow
 from giftledger.storage.tables import api_users, line_items, merchants, sites, transactions, users
 
 # The discount part of a debit of `amount` from a card holding `tender` + `discount` (both >= 0, amount <= their

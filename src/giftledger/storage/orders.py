@@ -7,8 +7,8 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from giftledger.domain.records import ConsentRow, ContactRow, OrderRow
 from giftledger.storage.clock import as_utc, utcnow
-from giftledger.storage.records import ConsentRow, ContactRow, OrderRow
 from giftledger.storage.tables import consents, contacts, orders, transactions
 
 

@@ -8,8 +8,8 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from giftledger.domain.records import ApiUserRow, MembershipRow, UserRow
 from giftledger.storage.clock import as_utc, utcnow
-from giftledger.storage.records import ApiUserRow, MembershipRow, UserRow
 from giftledger.storage.tables import accounts, api_users, login_attempts, memberships, merchants, users
 
 

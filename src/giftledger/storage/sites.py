@@ -7,8 +7,8 @@ from typing import Any
 from sqlalchemy import delete, exists, false, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from giftledger.domain.records import SiteRow
 from giftledger.storage.clock import as_utc, utcnow
-from giftledger.storage.records import SiteRow
 from giftledger.storage.tables import site_mappings, sites, transactions
 
 

@@ -18,12 +18,12 @@ from typing import Any
 import asyncpg
 
 from giftledger.domain.ledger import LineItemType
+from giftledger.domain.records import CardRow, ContactRow, LineItemRow
 from giftledger.storage.callers import Credential, caller_statement
 from giftledger.storage.clock import as_utc
 from giftledger.storage.database import Database, Record
 from giftledger.storage.guessing import MISSES, MissCount, miss_counts
 from giftledger.storage.ledger import movement
-from giftledger.storage.records import CardRow, ContactRow, LineItemRow
 
 _CARD_COLUMNS = """
     {c}.id AS card_id, {c}.card_reference, {c}.alias, {c}.currency, {c}.status, {c}.balance, {c}.tender_balance,

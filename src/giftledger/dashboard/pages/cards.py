@@ -16,11 +16,11 @@ from giftledger.domain.errors import (
 )
 from giftledger.domain.ledger import LineItemType
 from giftledger.domain.permissions import Permission, allows
+from giftledger.domain.records import LineItemRow
 from giftledger.domain.validation import Problems
 from giftledger.services import card_admin, queries
 from giftledger.services.card_admin import ManualAdjustment
 from giftledger.services.guessing import CardLookupsThrottled
-from giftledger.storage.records import LineItemRow
 
 ORDERS_PER_PAGE = 25
 

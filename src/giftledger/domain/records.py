@@ -1,4 +1,4 @@
-"""Plain rows handed from storage to services (read models)."""
+"""Plain rows that storage reads and services and transports show (read models: data, no rules)."""
 
 from __future__ import annotations
 
