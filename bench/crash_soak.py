@@ -4,13 +4,15 @@ a till saw succeed must be in the ledger (a request whose reply never came: appl
 
     python bench/crash_soak.py [--kills 50] [--tills 3] [--seed 1] [--database-url URL]
 
-SQLite by default (a fresh file); --database-url names a PostgreSQL server, on which a fresh database is
-created and dropped. The test suite runs 5 kills per backend (tests/safety/test_crashes.py).
+Runs on a fresh database, created and dropped, on the PostgreSQL server named by --database-url (default:
+TEST_DATABASE_URL, else the local postgresql://postgres@127.0.0.1:5432/test). The test suite runs 5 kills
+(tests/safety/test_crashes.py).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import signal
 import sys
@@ -22,6 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/test"
 
 
 def main() -> int:
@@ -33,15 +36,15 @@ def main() -> int:
     parser.add_argument("--kills", type=int, default=50)
     parser.add_argument("--tills", type=int, default=3)
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--database-url", default=None, help="a PostgreSQL server URL (default: SQLite)")
+    parser.add_argument(
+        "--database-url",
+        default=os.environ.get("TEST_DATABASE_URL", DEFAULT_PG),
+        help="a PostgreSQL server URL, on which a fresh database is created and dropped (default: %(default)s)",
+    )
     options = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="giftledger-crash-"))
-    url = (
-        create_postgres_database(options.database_url)
-        if options.database_url
-        else f"sqlite:///{work / 'crash.sqlite3'}"
-    )
+    url = create_postgres_database(options.database_url)
     rng = random.Random(options.seed)
     began = time.monotonic()
     server = None
@@ -73,8 +76,7 @@ def main() -> int:
     finally:
         if server is not None:
             server.stop()
-        if options.database_url:
-            drop_postgres_database(options.database_url, url)
+        drop_postgres_database(options.database_url, url)
 
 
 if __name__ == "__main__":

@@ -4,9 +4,10 @@ contract's error shape, or a ledger that fails `ledger verify` afterwards is a f
 
     python bench/fuzz.py [--requests 10000] [--seed 1] [--database-url URL] [--concurrency 8]
 
-Starts its own `giftledger serve` on a fresh SQLite database (or a fresh database on the PostgreSQL
-server named by --database-url) with a demo account and a logged-in till. The test suite runs a few
-hundred of the same requests (tests/safety/test_fuzz.py).
+Starts its own `giftledger serve` on a fresh database, created and dropped, on the PostgreSQL server named by
+--database-url (default: TEST_DATABASE_URL, else the local postgresql://postgres@127.0.0.1:5432/test), with a
+demo account and a logged-in till. The test suite runs a few hundred of the same requests
+(tests/safety/test_fuzz.py).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import random
 import string
 import sys
@@ -43,6 +45,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 if str(ROOT / "src") not in sys.path:
     sys.path.insert(0, str(ROOT / "src"))
+DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/test"
 
 HOSTILE_STRINGS = [
     "",
@@ -367,13 +370,15 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=10_000)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--concurrency", type=int, default=8)
-    parser.add_argument("--database-url", default=None, help="a PostgreSQL server URL (default: SQLite)")
+    parser.add_argument(
+        "--database-url",
+        default=os.environ.get("TEST_DATABASE_URL", DEFAULT_PG),
+        help="a PostgreSQL server URL, on which a fresh database is created and dropped (default: %(default)s)",
+    )
     options = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="giftledger-fuzz-"))
-    url = (
-        create_postgres_database(options.database_url) if options.database_url else f"sqlite:///{work / 'fuzz.sqlite3'}"
-    )
+    url = create_postgres_database(options.database_url)
     server = None
     try:
         migrate_database(url)
@@ -405,8 +410,7 @@ def main() -> int:
     finally:
         if server is not None:
             server.stop()
-        if options.database_url:
-            drop_postgres_database(options.database_url, url)
+        drop_postgres_database(options.database_url, url)
 
 
 if __name__ == "__main__":

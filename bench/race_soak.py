@@ -5,12 +5,14 @@
 Each round: 64 concurrent 1p redemptions on a 50p card (exactly 50 succeed, 14 are refused with the
 negative-balance error), 16 concurrent reversals of one line item (exactly one succeeds), and every tenth
 round 200 +7p top-ups with 200 -5p redemptions on a 1,000p card (exactly 1,400p at the end). Ends with
-`ledger verify`. SQLite by default; --database-url names a PostgreSQL server (a fresh database is made).
+`ledger verify`. Runs on a fresh database, created and dropped, on the PostgreSQL server named by
+--database-url (default: TEST_DATABASE_URL, else the local postgresql://postgres@127.0.0.1:5432/test).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import sys
 import tempfile
@@ -21,6 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/test"
 
 
 def main() -> int:
@@ -30,11 +33,15 @@ def main() -> int:
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=200)
-    parser.add_argument("--database-url", default=None, help="a PostgreSQL server URL (default: SQLite)")
+    parser.add_argument(
+        "--database-url",
+        default=os.environ.get("TEST_DATABASE_URL", DEFAULT_PG),
+        help="a PostgreSQL server URL, on which a fresh database is created and dropped (default: %(default)s)",
+    )
     options = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="giftledger-races-"))
-    url = create_postgres_database(options.database_url) if options.database_url else f"sqlite:///{work / 'r.sqlite3'}"
+    url = create_postgres_database(options.database_url)
     server = None
     failures = 0
     began = time.monotonic()
@@ -77,8 +84,7 @@ def main() -> int:
     finally:
         if server is not None:
             server.stop()
-        if options.database_url:
-            drop_postgres_database(options.database_url, url)
+        drop_postgres_database(options.database_url, url)
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ from typing import TypeVar
 
 import asyncpg  # type: ignore[import-untyped]
 import httpx
+from sqlalchemy.engine import make_url
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
@@ -83,6 +84,11 @@ class Bench:
     sandwich: list[Row] = field(default_factory=list)
 
 
+def beside(url: str, name: str) -> str:
+    """The URL of database `name` on the server `url` names (its host and port, or socket directory, kept)."""
+    return make_url(url).set(database=name).render_as_string(hide_password=False)
+
+
 def progress(label: str, done: int, total: int) -> None:
     width = 40
     filled = int(width * done / total) if total else width
@@ -112,7 +118,7 @@ async def prepare(bench: Bench) -> int:
 async def load_cards(bench: Bench, account_id: int, start: int, stop: int) -> None:
     """Cards start..stop-1 ("B000000000001"...), each with one transaction (reference "L<n>") and one
     inbound-balance-transfer line item, so every balance equals the sum of its line items."""
-    conn = await asyncpg.connect(bench.base_url.rsplit("/", 1)[0] + "/" + bench.database_url.rsplit("/", 1)[1])
+    conn = await asyncpg.connect(bench.database_url)
     try:
         site_id = await conn.fetchval("SELECT id FROM sites WHERE account_id = $1", account_id)
         now = await conn.fetchval("SELECT now()")
@@ -420,9 +426,24 @@ def run_wrk(bench: Bench, script: str, url: str, connections: int, pid: int, dur
     )
 
 
+async def transactions_since(database_url: str, after: int | None) -> int:
+    """With `after` None: the highest transaction id so far (0 with none). Otherwise: how many transactions
+    were written since `after` was read."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        if after is None:
+            return int(await conn.fetchval("SELECT coalesce(max(id), 0) FROM transactions"))
+        return int(await conn.fetchval("SELECT count(*) FROM transactions WHERE id > $1", after))
+    finally:
+        await conn.close()
+
+
 def run_pgbench(bench: Bench, connections: int) -> Row:
-    """The limit: pgbench running the server's redemption statements (bench/pgbench_script.py)."""
+    """The limit: pgbench running the server's redemption statements (bench/pgbench_script.py). A statement
+    that committed without redeeming (its parameters no longer what the server binds: a refused caller, an
+    unknown site) counts as an error."""
     settings = Settings(database_url=bench.database_url, secret_key=SECRET)
+    before = asyncio.run(transactions_since(bench.database_url, None))
     with tempfile.TemporaryDirectory() as logs:
         redemption = Path(logs) / "redemption.sql"
         text, variables = pgbench_script.script(
@@ -431,6 +452,7 @@ def run_pgbench(bench: Bench, connections: int) -> Row:
             epos=EPOS,
             miss_limit=settings.card_miss_limit,
             miss_address_limit=settings.card_miss_address_limit,
+            api_username=bench.api_username,
         )
         redemption.write_text(text)
         defines = [f"{name}={value}" for name, value in variables.items()]
@@ -474,6 +496,10 @@ def run_pgbench(bench: Bench, connections: int) -> Row:
                 latencies.append(int(parts[2]))
     if not latencies:
         raise SystemExit("pgbench ran no transaction")
+    redeemed = asyncio.run(transactions_since(bench.database_url, before))
+    if redeemed < len(latencies):
+        sys.stderr.write(f"pgbench: {len(latencies) - redeemed} of {len(latencies)} statements redeemed nothing\n")
+        failed += len(latencies) - redeemed
     rps = len(latencies) / bench.duration
     latencies = corrected(latencies, bench.duration * 1_000_000, connections)
     return Row(
@@ -603,7 +629,11 @@ def scale(bench: Bench, url: str, pid: int, cards: int) -> None:
 async def explain(bench: Bench) -> str:
     """EXPLAIN ANALYZE of every hot statement on a card in the middle of the loaded range."""
     statements = pgbench_script.plans_sql(
-        account_id=bench.account_id, api_user_id=bench.api_user_id, epos=EPOS, card=bench.cards // 2
+        account_id=bench.account_id,
+        api_user_id=bench.api_user_id,
+        epos=EPOS,
+        card=bench.cards // 2,
+        api_username=bench.api_username,
     )
     conn = await asyncpg.connect(bench.database_url)
     out = [f"Query plans at {bench.cards:,} cards (EXPLAIN ANALYZE; the redemption rolled back):", ""]
@@ -712,7 +742,7 @@ def main() -> None:
         await conn.close()
 
     asyncio.run(create())
-    bench = Bench(admin, admin.rsplit("/", 1)[0] + "/" + name, args.cards, args.workers, args.duration)
+    bench = Bench(admin, beside(admin, name), args.cards, args.workers, args.duration)
     bench.repeat = max(0, args.repeat)
     try:
         account_id = asyncio.run(prepare(bench))
