@@ -3,7 +3,7 @@ physical limit (pgbench running the server's own redemption transaction) and a b
 all in one run on one machine.
 
     python bench/run.py [--cards 100000] [--duration 10] [--connections 1,8,32] [--workers N]
-                        [--scale-to 1000000]
+                        [--scale-to 1000000] [--only redeem,balance]
 
 Uses the PostgreSQL named by TEST_DATABASE_URL (default: the local one) in a fresh database of its own,
 dropped at the end. Prints one table; exits non-zero if any request errored.
@@ -49,6 +49,10 @@ SECRET = "bench-secret-key-" + "x" * 40
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/test"
 EPOS = "bench"
 BALANCE = 1_000_000_000
+# What a run measures; `--only` picks some. The first seven are rows at each connection count; "mixed" is the
+# redemption beside logins, "budget" the rows with the cost budget on, "alternating" the redemption runs
+# between limit runs.
+PARTS = ("limit", "redeem", "balance", "line_items", "ping", "floor", "login", "mixed", "budget", "alternating")
 
 
 @dataclass
@@ -63,6 +67,7 @@ class Row:
     db_cpu_ms_per_request: float | None = None
     rss_mb: float | None = None
     note: str = ""
+    split: str = ""  # the server's connections per worker while it ran, most first ("5/3")
 
 
 @dataclass
@@ -80,6 +85,7 @@ class Bench:
     scaled_from: int = 0
     token: str = ""
     repeat: int = 1
+    only: frozenset[str] = frozenset(PARTS)
     # At 8 connections, alternating: limit, redemption, limit, ..., limit (each redemption between two limits).
     sandwich: list[Row] = field(default_factory=list)
 
@@ -338,12 +344,58 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
-class Sampler:
-    """Samples the RSS of every process of a server while a measurement runs: the max per process."""
+def server_ends(port: int) -> set[int]:
+    """Socket inodes of the established TCP connections to local `port` (the server's ends)."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "01":
+                inodes.add(int(fields[9]))
+    return inodes
 
-    def __init__(self, pid: int) -> None:
+
+def sockets_held(pid: int, inodes: set[int]) -> int:
+    held = 0
+    try:
+        descriptors = list(Path(f"/proc/{pid}/fd").iterdir())
+    except OSError:
+        return 0
+    for fd in descriptors:
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if target.startswith("socket:[") and int(target[8:-1]) in inodes:
+            held += 1
+    return held
+
+
+def serving_processes(pid: int) -> list[int]:
+    """The worker processes of server `pid` (multiprocessing's spawned children), or `pid` if it has none."""
+    workers = []
+    for child in process_tree(pid)[1:]:
+        try:
+            if b"spawn_main" in Path(f"/proc/{child}/cmdline").read_bytes():
+                workers.append(child)
+        except OSError:
+            continue
+    return workers or [pid]
+
+
+class Sampler:
+    """Samples, while a measurement runs, the RSS of every process of a server (the max per process) and,
+    with `port`, how its connections are spread over its workers (the sample that saw the most of them)."""
+
+    def __init__(self, pid: int, port: int | None = None) -> None:
         self.pid = pid
+        self.port = port
         self.peak = 0.0
+        self.split: list[int] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -351,6 +403,11 @@ class Sampler:
         while not self._stop.wait(0.25):
             workers = process_tree(self.pid)[1:] or [self.pid]
             self.peak = max([self.peak, *(rss_mb(p) for p in workers)])
+            if self.port is not None:
+                inodes = server_ends(self.port)
+                split = sorted((sockets_held(p, inodes) for p in serving_processes(self.pid)), reverse=True)
+                if sum(split) >= sum(self.split):
+                    self.split = split
 
     def __enter__(self) -> Sampler:
         self._thread.start()
@@ -375,7 +432,7 @@ def run_wrk(bench: Bench, script: str, url: str, connections: int, pid: int, dur
     threads = max(1, min(connections, 2))
     pids = process_tree(pid)
     before = cpu_seconds(pids)
-    with Sampler(pid) as sampler:
+    with Sampler(pid, int(url.rsplit(":", 1)[1])) as sampler:
         result, db_used = database_cpu(
             lambda: subprocess.run(
                 [
@@ -423,6 +480,7 @@ def run_wrk(bench: Bench, script: str, url: str, connections: int, pid: int, dur
         used * 1000 / requests if requests else None,
         rss_mb=sampler.peak,
         db_cpu_ms_per_request=db_used * 1000 / requests if requests else None,
+        split="/".join(str(n) for n in sampler.split) if len(sampler.split) > 1 else "",
     )
 
 
@@ -555,49 +613,69 @@ def stop(process: subprocess.Popen[bytes]) -> None:
 
 
 def measure(bench: Bench, connections: list[int], scale_to: int | None) -> None:
+    only = bench.only
     with tempfile.TemporaryDirectory() as tmp:
         server, url = start_giftledger(bench, Path(tmp) / "server.log")
-        ping, ping_url = start_ping(bench, Path(tmp) / "ping.log")
-        floor, floor_url = start_floor(bench, Path(tmp) / "floor.log")
+        ping, ping_url = start_ping(bench, Path(tmp) / "ping.log") if "ping" in only else (None, "")
+        floor, floor_url = start_floor(bench, Path(tmp) / "floor.log") if "floor" in only else (None, "")
         try:
             bench.token = login_token(url, bench)
             for c in connections:
-                bench.rows.append(run_pgbench(bench, c))
-                bench.rows.append(run_wrk(bench, "redeem.lua", url, c, server.pid))
-                bench.rows.append(run_wrk(bench, "balance.lua", url, c, server.pid))
-                bench.rows.append(run_wrk(bench, "line_items.lua", url, c, server.pid))
-                bench.rows.append(run_wrk(bench, "ping.lua", ping_url, c, ping.pid))
-                bench.rows.append(floor_row := run_wrk(bench, "balance.lua", floor_url, c, floor.pid))
-                floor_row.operation, floor_row.note = "balance floor", "no GraphQL: HTTP, the statement, JSON"
-                bench.rows.append(run_wrk(bench, "login.lua", url, min(c, 8), server.pid))
-            mixed_rows: list[Row] = []
-
-            def logins() -> None:
-                mixed_rows.append(run_wrk(bench, "login.lua", url, 2, server.pid))
-
-            side = threading.Thread(target=logins)
-            side.start()
-            redeem = run_wrk(bench, "redeem.lua", url, 8, server.pid)
-            side.join()
-            redeem.operation, redeem.note = "redeem (mixed)", "with 2 connections logging in"
-            bench.rows.append(redeem)
-            for row in mixed_rows:
-                row.operation, row.note = "login (mixed)", "beside 8 redeeming"
-                bench.rows.append(row)
-            budgeted(bench, Path(tmp) / "budgeted.log")
-            # The machine's speed drifts over minutes (shared cores): the ratio is taken again from runs that
-            # alternate, limit, redemption, limit, ..., limit, each redemption against the mean of the limits
-            # run just before and just after it, so that a drift in between cancels out.
-            bench.sandwich.append(run_pgbench(bench, 8))
-            for _ in range(bench.repeat):
-                bench.sandwich.append(run_wrk(bench, "redeem.lua", url, 8, server.pid))
-                bench.sandwich.append(run_pgbench(bench, 8))
+                if "limit" in only:
+                    bench.rows.append(run_pgbench(bench, c))
+                for script in ("redeem", "balance", "line_items"):
+                    if script in only:
+                        bench.rows.append(run_wrk(bench, f"{script}.lua", url, c, server.pid))
+                if ping is not None:
+                    bench.rows.append(run_wrk(bench, "ping.lua", ping_url, c, ping.pid))
+                if floor is not None:
+                    bench.rows.append(floor_row := run_wrk(bench, "balance.lua", floor_url, c, floor.pid))
+                    floor_row.operation, floor_row.note = "balance floor", "no GraphQL: HTTP, the statement, JSON"
+                if "login" in only:
+                    bench.rows.append(run_wrk(bench, "login.lua", url, min(c, 8), server.pid))
+            if "mixed" in only:
+                mixed(bench, url, server.pid)
+            if "budget" in only:
+                budgeted(bench, Path(tmp) / "budgeted.log")
+            if "alternating" in only:
+                alternating(bench, url, server.pid)
             if scale_to is not None and scale_to > bench.cards:
                 scale(bench, url, server.pid, scale_to)
         finally:
             stop(server)
-            stop(ping)
-            stop(floor)
+            for other in (ping, floor):
+                if other is not None:
+                    stop(other)
+
+
+def mixed(bench: Bench, url: str, pid: int) -> None:
+    """8 connections redeeming while 2 log in."""
+    mixed_rows: list[Row] = []
+
+    def logins() -> None:
+        mixed_rows.append(run_wrk(bench, "login.lua", url, 2, pid))
+
+    side = threading.Thread(target=logins)
+    side.start()
+    redeem = run_wrk(bench, "redeem.lua", url, 8, pid)
+    side.join()
+    redeem.operation, redeem.note = "redeem (mixed)", "with 2 connections logging in"
+    bench.rows.append(redeem)
+    for row in mixed_rows:
+        row.operation, row.note = "login (mixed)", "beside 8 redeeming"
+        bench.rows.append(row)
+
+
+def alternating(bench: Bench, url: str, pid: int) -> None:
+    """The machine's speed drifts over minutes (shared cores): the ratio is taken again from runs that
+    alternate, limit, redemption, limit, ..., limit, each redemption against the mean of the limits run just
+    before and just after it, so that a drift in between cancels out."""
+    if bench.repeat == 0:
+        return
+    bench.sandwich.append(run_pgbench(bench, 8))
+    for _ in range(bench.repeat):
+        bench.sandwich.append(run_wrk(bench, "redeem.lua", url, 8, pid))
+        bench.sandwich.append(run_pgbench(bench, 8))
 
 
 def budgeted(bench: Bench, log: Path) -> None:
@@ -657,8 +735,8 @@ def table(bench: Bench) -> str:
         f"machine: {os.cpu_count()} cores",
         "",
         "| operation | conns | requests/s | p50 ms | p99 ms | errors | server CPU ms/req | database CPU ms/req "
-        "| server RSS MB | note |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| server RSS MB | connections per worker | note |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in bench.rows:
         cpu = f"{r.cpu_ms_per_request:.2f}" if r.cpu_ms_per_request is not None else ""
@@ -666,7 +744,7 @@ def table(bench: Bench) -> str:
         db = f"{r.db_cpu_ms_per_request:.2f}" if r.db_cpu_ms_per_request is not None else ""
         lines.append(
             f"| {r.operation} | {r.connections} | {r.rps:,.0f} | {r.p50_ms:.2f} | {r.p99_ms:.2f} | "
-            f"{r.errors} | {cpu} | {db} | {rss} | {r.note} |"
+            f"{r.errors} | {cpu} | {db} | {rss} | {r.split} | {r.note} |"
         )
     lines.append("")
     by = {(r.operation, r.connections): r for r in bench.rows}
@@ -723,8 +801,14 @@ def main() -> None:
     parser.add_argument(
         "--repeat", type=int, default=5, help="redemption runs between limit runs at 8 connections, for the ratio"
     )
+    parser.add_argument(
+        "--only", default=",".join(PARTS), help=f"measure only these, comma-separated, of: {', '.join(PARTS)}"
+    )
     parser.add_argument("--database-url", default=os.environ.get("TEST_DATABASE_URL", DEFAULT_PG))
     args = parser.parse_args()
+    only = frozenset(part.strip() for part in args.only.split(",") if part.strip())
+    if not only or only - set(PARTS):
+        parser.error(f"--only takes some of: {', '.join(PARTS)}")
     for tool in ("wrk", "pgbench"):
         if shutil.which(tool) is None:
             raise SystemExit(f"{tool} is missing: apt-get install wrk postgresql-client")
@@ -744,16 +828,18 @@ def main() -> None:
     asyncio.run(create())
     bench = Bench(admin, beside(admin, name), args.cards, args.workers, args.duration)
     bench.repeat = max(0, args.repeat)
+    bench.only = only
     try:
         account_id = asyncio.run(prepare(bench))
         asyncio.run(load_cards(bench, account_id, 1, args.cards + 1))
         measure(bench, [int(c) for c in args.connections.split(",")], args.scale_to)
-        plans = asyncio.run(explain(bench))
+        plans = asyncio.run(explain(bench)) if "limit" in only else ""
     finally:
         asyncio.run(drop())
     print(table(bench))
-    print()
-    print(plans)
+    if plans:
+        print()
+        print(plans)
     if any(r.errors for r in [*bench.rows, *bench.sandwich]):
         raise SystemExit("some requests errored: see the errors column")
 
