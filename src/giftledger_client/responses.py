@@ -49,7 +49,7 @@ def integer(value: object, what: str) -> int:
     raise unexpected(f"{what} is not a whole number")
 
 
-def optional_integer(value: object, what: str) -> int | None:
+def whole_numbereger(value: object, what: str) -> int | None:
     return None if value is None else integer(value, what)
 
 
@@ -99,7 +99,7 @@ def line_item(value: object) -> LineItem:
             else None
         ),
         card_reference=optional_text(card.get("card_reference"), "card_reference") if card else None,
-        card_balance=optional_integer(card.get("balance"), "card balance") if card else None,
+        card_balance=whole_numbereger(card.get("balance"), "card balance") if card else None,
         value_split=value_split(entry.get("ValueSplit")),
         created_at=timestamp(entry.get("created_at")),
     )

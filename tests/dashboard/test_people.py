@@ -13,7 +13,7 @@ from giftledger.domain.errors import Conflict, Forbidden, NotFound, Unauthorized
 from giftledger.domain.permissions import TEAM_ROLES, Role
 from giftledger.services import account_settings, dashboard_sessions, setup, team
 from giftledger.services.access import LOGIN_REFUSED
-from giftledger.services.context import Services
+from giftledger.services.context import Services, operator
 from giftledger.storage.clock import utcnow
 from giftledger.storage.sessions import dashboard_sessions as sessions_table
 from giftledger.storage.tables import users
@@ -43,11 +43,13 @@ async def test_a_session_acts_as_its_membership_and_ends_when_it_goes(services: 
     )
     assert len(session.csrf_token) >= 40
 
-    # a role change applies on the next page
+    # a role change is a credential event: the session ends; signed in again, the person acts in the new role
     owner = await person(services, demo, Role.STORE_OWNER)
     await team.change_role(services, owner, staff.id, Role.FOH_MANAGER.value)
+    assert await dashboard_sessions.open_session(services, token) is None
+    token = await sign_in(services, staff.name)
     again = await dashboard_sessions.open_session(services, token)
-    assert again is not None and again.principal.role is Role.FOH_MANAGER and again.csrf_token == session.csrf_token
+    assert again is not None and again.principal.role is Role.FOH_MANAGER and again.csrf_token != session.csrf_token
 
     # removed from the account: the session ends
     await team.remove_member(services, owner, staff.id)
@@ -183,7 +185,8 @@ async def test_inviting_people_with_each_role(services: Services, demo: Demo, da
 
 async def test_the_account_keeps_a_store_owner(services: Services, demo: Demo) -> None:
     async def owners() -> list[int]:
-        return [m.user_id for m in await team.team_members(services, first) if m.role is Role.STORE_OWNER]
+        listed = await team.team_members(services, operator(demo.account_id))
+        return [m.user_id for m in listed if m.role is Role.STORE_OWNER]
 
     first = await person(services, demo, Role.STORE_OWNER)
     demo_owner = next(i for i in await owners() if i != first.id)
@@ -199,7 +202,8 @@ async def test_the_account_keeps_a_store_owner(services: Services, demo: Demo) -
     await team.change_role(services, first, second.id, "store_owner")
     await team.change_role(services, first, first.id, "foh_staff")
     assert await owners() == [second.id]
-    promoted = replace(second, role=Role.STORE_OWNER)  # what their next page's session says
+    # a role change revokes the person's sessions: signed in again, their session says
+    promoted = replace(second, role=Role.STORE_OWNER, token_version=second.token_version + 1)
     with pytest.raises(NotFound):
         await team.change_role(services, promoted, 10**12, "foh_staff")
     with pytest.raises(ValidationFailed):

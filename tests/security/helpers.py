@@ -79,7 +79,14 @@ def api_user(database_url: str, demo: Demo, client_address: str | None = None) -
     async def work(services: Services) -> Principal:
         [row] = await setup.list_api_users(services, operator(demo.account_id), POINTONE)
         return Principal(
-            "api_user", row.id, demo.account_id, Role.API_USER, POINTONE, row.username, client_address=client_address
+            "api_user",
+            row.id,
+            demo.account_id,
+            Role.API_USER,
+            POINTONE,
+            row.username,
+            client_address=client_address,
+            token_version=row.token_version,
         )
 
     return run_services(database_url, work)

@@ -9,7 +9,8 @@ from giftledger.domain.validation import Problems
 
 AMOUNT_HINT = "Enter an amount in pounds, like 12.50."
 DATE_HINT = "Enter a date as YYYY-MM-DD."
-_AMOUNT = re.compile(r"^(\d{1,9})(?:\.(\d{1,2}))?$")
+_AMOUNT = re.compile(r"([0-9]{1,9})(?:\.([0-9]{1,2}))?")
+_WHOLE = re.compile(r"[0-9]{1,18}")
 
 
 def pence(raw: str, field: str, problems: Problems, *, required: bool = True) -> int | None:
@@ -19,7 +20,7 @@ def pence(raw: str, field: str, problems: Problems, *, required: bool = True) ->
         if required:
             problems.add(field, "This field is required")
         return None
-    match = _AMOUNT.match(text)
+    match = _AMOUNT.fullmatch(text)
     if match is None:
         problems.add(field, AMOUNT_HINT)
         return None
@@ -27,9 +28,13 @@ def pence(raw: str, field: str, problems: Problems, *, required: bool = True) ->
     return int(whole) * 100 + int(part)
 
 
-def optional_int(raw: str) -> int | None:
-    text = raw.strip()
-    return int(text) if text.isdigit() and len(text) <= 18 else None
+def whole_number(raw: str | None) -> int | None:
+    """A whole number written in ASCII digits (at most 18, so it fits a BIGINT), else None. Every path segment,
+    query value and form field the dashboard reads as a number comes through here: `str.isdigit` says yes to
+    "²" (which `int` refuses) and `\\d` to "٣" (which `int` reads as 3), so neither decides what a number is."""
+    text = (raw or "").strip()
+    return int(text) if _WHOLE.fullmatch(text) else None
+
 
 
 def day(raw: str | None, field: str, problems: Problems) -> date | None:

@@ -23,6 +23,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from giftledger.dashboard import navigation
+from giftledger.dashboard.forms import whole_number
 from giftledger.domain.errors import (
     Conflict,
     DomainError,
@@ -225,10 +226,10 @@ class Page:
         return value if isinstance(value, str) else ""
 
     def path_int(self, name: str) -> int:
-        raw = str(self.request.path_params.get(name, ""))
-        if not raw.isdigit() or len(raw) > 18:
+        number = whole_number(str(self.request.path_params.get(name, "")))
+        if number is None:
             raise NotFound("No such page.")
-        return int(raw)
+        return number
 
     def render(self, template: str, *, status: int = 200, **context: Any) -> Response:
         return self.dashboard.render(self.request, template, session=self.session, status=status, **context)

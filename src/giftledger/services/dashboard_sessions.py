@@ -1,8 +1,9 @@
 """Dashboard sessions: signing in with email and password, the account a browser acts on, signing out.
 
 A session is a server-side row found by the hash of a random id (the browser keeps the id in a cookie).
-Every request re-reads the user and its membership, so deleting a user, removing it from the account,
-changing its role or rotating its token version takes effect on the next page."""
+Every request re-reads the user, its token version and its membership: a credential event (a password changed
+or reset, a role changed, removal from the account: storage/people.py and members.py raise the token version)
+ends the session on its next page."""
 
 from __future__ import annotations
 
@@ -127,7 +128,7 @@ async def end_session(services: Services, session: DashboardSession) -> None:
 
 
 async def change_password(services: Services, session: DashboardSession, *, current: str, new: str) -> None:
-    """A user sets their own password; every other session of theirs ends."""
+    """A user sets their own password: every token and every other session of theirs ends at once."""
     problems: dict[str, list[str]] = {}
     if len(new) < MIN_PASSWORD_LENGTH:
         problems["new_password"] = [f"Must be at least {MIN_PASSWORD_LENGTH} characters."]
@@ -139,5 +140,5 @@ async def change_password(services: Services, session: DashboardSession, *, curr
             problems["current_password"] = [WRONG_CURRENT_PASSWORD]
         if problems:
             raise ValidationFailed(problems)
-        await directory.set_user_password(user.id, hash_password(new))
-        await Sessions(conn).remove_for_user(user.id, keep=session.session_id)
+        version = await directory.set_user_password(user.id, hash_password(new))  # revokes every token
+        await Sessions(conn).remove_for_user(user.id, keep=session.session_id, token_version=version)

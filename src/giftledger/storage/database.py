@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, NoReturn
 
 import asyncpg
 from sqlalchemy import event
@@ -26,6 +26,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, DisconnectionError, IntegrityError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.pool import PoolProxiedConnection
 
 from giftledger.domain.errors import Retryable
 
@@ -113,38 +114,33 @@ class Database:
             yield await conn.execution_options(isolation_level="AUTOCOMMIT")
 
     async def fetchrow(self, sql: str, *args: Any) -> Record | None:
-        async with self._driver() as conn:
-            return await conn.fetchrow(sql, *args)
+        pooled, conn = await self._checkout()
+        try:
+            row = await conn.fetchrow(sql, *args)
+        except BaseException as error:
+            _give_back_after(pooled, conn, error)
+        pooled.close()
+        return row
 
     async def fetch(self, sql: str, *args: Any) -> list[Record]:
-        async with self._driver() as conn:
-            return list(await conn.fetch(sql, *args))
-
-    async def executemany(self, sql: str, args: list[tuple[Any, ...]]) -> None:
-        """One statement for each of `args`, in one transaction."""
-        async with self._driver() as conn, conn.transaction():
-            await conn.executemany(sql, args)
-
-    @asynccontextmanager
-    async def _driver(self) -> AsyncIterator[asyncpg.Connection]:
-        """A pooled connection's asyncpg connection, for statements that each commit on their own."""
-        async with _unavailable_is_retryable():
-            pooled = await self.engine.raw_connection()
-        conn: asyncpg.Connection = pooled.driver_connection
+        pooled, conn = await self._checkout()
         try:
-            yield conn
+            rows = await conn.fetch(sql, *args)
         except BaseException as error:
-            # The server answered with an error: the connection is as good as before. Anything else (lost,
-            # cancelled or timed out mid-statement) leaves it in a state nobody knows: it is closed.
-            if isinstance(error, asyncpg.PostgresError) and not conn.is_closed() and not conn.is_in_transaction():
-                pooled.close()
-            else:
-                pooled.invalidate()
-            if isinstance(error, Exception) and is_unavailable(error):
+            _give_back_after(pooled, conn, error)
+        pooled.close()
+        return list(rows)
+
+    async def _checkout(self) -> tuple[PoolProxiedConnection, asyncpg.Connection]:
+        """A pooled connection and its asyncpg connection, for one statement (no context manager around it: these
+        are the tills' hot paths)."""
+        try:
+            pooled = await self.engine.raw_connection()
+        except Exception as error:
+            if is_unavailable(error):
                 raise Retryable() from error
             raise
-        else:
-            pooled.close()
+        return pooled, pooled.driver_connection
 
     async def dispose(self) -> None:
         await self.engine.dispose()
@@ -154,6 +150,19 @@ def _refuse_closed(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
     """At checkout: a connection the server closed while it was idle is not handed out (the pool opens another)."""
     if dbapi_connection.driver_connection.is_closed():
         raise DisconnectionError("the server closed this connection while it was idle")
+
+
+def _give_back_after(pooled: PoolProxiedConnection, conn: asyncpg.Connection, error: BaseException) -> NoReturn:
+    """After a statement failed on `pooled`: when the server answered with an error, the connection is as good
+    as before and goes back; anything else (lost, cancelled or timed out mid-statement) leaves it in a state
+    nobody knows: it is closed. Then the error, or `Retryable` when the database could not do the work."""
+    if isinstance(error, asyncpg.PostgresError) and not conn.is_closed() and not conn.is_in_transaction():
+        pooled.close()
+    else:
+        pooled.invalidate()
+    if isinstance(error, Exception) and is_unavailable(error):
+        raise Retryable() from error
+    raise error
 
 
 @asynccontextmanager

@@ -9,6 +9,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from giftledger.storage.clock import as_utc
+from giftledger.storage.people import Directory
 from giftledger.storage.tables import memberships, users
 
 
@@ -65,15 +66,20 @@ class Members:
         return int(total)
 
     async def set_role(self, user_id: int, role: str) -> bool:
+        """A new role; the person's tokens and sessions are revoked (they sign in again to act with it)."""
         result = await self._conn.execute(
             update(memberships)
             .where(memberships.c.account_id == self._account_id, memberships.c.user_id == user_id)
             .values(role=role)
         )
+        await Directory(self._conn).revoke_tokens(user_id)
         return result.rowcount == 1
 
     async def remove(self, user_id: int) -> bool:
+        """Out of this account; the person's tokens and sessions are revoked (for every account: they sign in
+        again to act on the others)."""
         result = await self._conn.execute(
             delete(memberships).where(memberships.c.account_id == self._account_id, memberships.c.user_id == user_id)
         )
+        await Directory(self._conn).revoke_tokens(user_id)
         return result.rowcount == 1

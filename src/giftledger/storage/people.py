@@ -96,8 +96,21 @@ class Directory:
         )
         return int(result.scalar_one())
 
-    async def set_user_password(self, user_id: int, password_hash: str) -> None:
-        await self._conn.execute(update(users).where(users.c.id == user_id).values(password_hash=password_hash))
+    async def set_user_password(self, user_id: int, password_hash: str) -> int:
+        """A new password; every token and session issued before it is revoked. The new token version."""
+        result = await self._conn.execute(
+            update(users)
+            .where(users.c.id == user_id)
+            .values(password_hash=password_hash, token_version=users.c.token_version + 1)
+            .returning(users.c.token_version)
+        )
+        return int(result.scalar_one())
+
+    async def revoke_tokens(self, user_id: int) -> None:
+        """Revoke every token and session of a team member (a credential event: removal, a new role)."""
+        await self._conn.execute(
+            update(users).where(users.c.id == user_id).values(token_version=users.c.token_version + 1)
+        )
 
     async def memberships(self, user_id: int) -> list[MembershipRow]:
         rows = await self._conn.execute(

@@ -111,9 +111,13 @@ class Sessions:
             )
         )
 
-    async def remove_for_user(self, user_id: int, *, keep: int | None = None) -> None:
-        """End every session of a user (all but `keep`, when given)."""
+    async def remove_for_user(self, user_id: int, *, keep: int | None = None, token_version: int = 0) -> None:
+        """End every session of a user (all but `keep`, when given, which goes on at `token_version`: the user's
+        own after a credential event it made itself, such as changing its password)."""
         query = delete(dashboard_sessions).where(dashboard_sessions.c.user_id == user_id)
         if keep is not None:
             query = query.where(dashboard_sessions.c.id != keep)
+            await self._conn.execute(
+                update(dashboard_sessions).where(dashboard_sessions.c.id == keep).values(token_version=token_version)
+            )
         await self._conn.execute(query)

@@ -10,7 +10,7 @@ from urllib.parse import urlencode
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from giftledger.dashboard.forms import day, optional_int
+from giftledger.dashboard.forms import day, whole_number
 from giftledger.dashboard.web import Dashboard, Page, harden
 from giftledger.domain.errors import ValidationFailed
 from giftledger.domain.validation import Problems
@@ -43,7 +43,7 @@ def routes(dashboard: Dashboard) -> list[Route]:
 
     async def show(page: Page) -> Response:
         values = _values(page)
-        number = optional_int(page.request.query_params.get("page", "1")) or 1
+        number = whole_number(page.request.query_params.get("page", "1")) or 1
         trail, errors = None, {}
         try:
             trail = await audit.audit_trail(page.services, page.principal, _filter(page, values), page=number)

@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from giftledger.dashboard.forms import optional_int
+from giftledger.dashboard.forms import whole_number
 from giftledger.dashboard.web import (
     FORM_EXPIRED,
     FORM_UNREADABLE,
@@ -107,7 +107,7 @@ def routes(dashboard: Dashboard) -> list[Route]:
         return response
 
     async def switch(page: Page) -> Response:
-        account_id = optional_int(page.field("account_id"))
+        account_id = whole_number(page.field("account_id"))
         page.note(to_account_id=account_id if account_id is not None else page.field("account_id"))
         if account_id is None:
             raise Forbidden("You are not a member of that account.")

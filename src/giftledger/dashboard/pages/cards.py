@@ -5,7 +5,7 @@ from __future__ import annotations
 from starlette.responses import Response
 from starlette.routing import Route
 
-from giftledger.dashboard.forms import optional_int, pence
+from giftledger.dashboard.forms import pence, whole_number
 from giftledger.dashboard.web import Dashboard, Page
 from giftledger.domain.errors import (
     AlreadyReversed,
@@ -64,7 +64,7 @@ def routes(dashboard: Dashboard) -> list[Route]:
 
     async def adjust(page: Page) -> Response:
         card_id = page.path_int("card_id")
-        site_id = optional_int(page.field("site_id"))
+        site_id = whole_number(page.field("site_id"))
         page.note(card_id=card_id, site_id=site_id)
         problems = Problems()
         amount = pence(page.field("value"), "value", problems)
@@ -119,7 +119,7 @@ def routes(dashboard: Dashboard) -> list[Route]:
         return page.redirect(f"/cards/{history.card.id}#history", "reversed")
 
     async def orders(page: Page) -> Response:
-        number = optional_int(page.request.query_params.get("page", "1")) or 1
+        number = whole_number(page.request.query_params.get("page", "1")) or 1
         result = await queries.list_orders(page.services, page.principal, limit=ORDERS_PER_PAGE, page=number)
         return page.render("orders.html", orders=result)
 

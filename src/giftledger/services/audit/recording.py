@@ -12,10 +12,11 @@ by the service that sees them."""
 from __future__ import annotations
 
 import functools
-import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+
+import orjson
 
 from giftledger.services.context import Principal, Services
 from giftledger.storage.audit import AuditLog, NewAuditEvent
@@ -56,7 +57,7 @@ def clean_detail(detail: Detail | None) -> str | None:
     if not detail:
         return None
     kept = {key: value for key, value in detail.items() if not names_a_secret(key)}
-    return json.dumps(kept, sort_keys=True, separators=(",", ":"), default=str) if kept else None
+    return orjson.dumps(kept, option=orjson.OPT_SORT_KEYS, default=str).decode() if kept else None
 
 
 @dataclass(frozen=True)
