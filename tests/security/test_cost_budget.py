@@ -32,9 +32,9 @@ PAGING = {"limit": 1, "page": 1, "consents_limit": 10, "consents_page": 1}
         ("LOGIN", 1),
         ("PRODUCTS", 10),
         ("PRICE_MODIFIERS", 110),
-        ("CREATE_ORDER", 41),
+        ("CREATE_ORDER", 311),  # priced for the most an order holds: 100 cards
         ("ADJUSTMENT", 14),
-        ("REVERSAL", 31),
+        ("REVERSAL", 211),  # priced for the most a reversal undoes: 100 line items
         ("LINE_ITEMS", 2),
         ("CARD_BALANCE", 2),
         ("CARD_CUSTOMERS", 14),
@@ -168,7 +168,7 @@ def test_the_budget_can_be_turned_off(database_url: str) -> None:
 # --- over HTTP, on a server with a small budget ---------------------------------------------------------
 
 BUDGET = {
-    "GIFTLEDGER_COST_MAXIMUM": "100",
+    "GIFTLEDGER_COST_MAXIMUM": "320",  # room for one sale: priced for 100 cards, 311
     "GIFTLEDGER_COST_RESTORE": "50",
     "GIFTLEDGER_COST_RESTORE_SECONDS": "5",  # 10 credits a second
 }
@@ -186,15 +186,15 @@ def test_every_reply_carries_its_cost(small_budget: LiveServer) -> None:
     till = Api(small_budget)
     login = till.login(demo.api_username, demo.api_password).json()
     assert login["extensions"]["cost"]["actualQueryCost"] == 1
-    assert login["extensions"]["cost"]["throttleStatus"]["maximumAvailable"] == 100
+    assert login["extensions"]["cost"]["throttleStatus"]["maximumAvailable"] == 320
     sale = till.post(documents.CREATE_ORDER, order_variables(demo, demo.card_references[0], 2500)).json()
     assert "errors" not in sale
-    # a new caller starts full (100), is charged the estimate (41) and given back what the reply did not use
+    # a new caller starts full (320), is charged the estimate (311) and given back what the reply did not use
     assert sale["extensions"] == {
         "cost": {
-            "requestedQueryCost": 41,
+            "requestedQueryCost": 311,
             "actualQueryCost": 14,
-            "throttleStatus": {"maximumAvailable": 100, "currentlyAvailable": 86, "restoreRate": 10.0},
+            "throttleStatus": {"maximumAvailable": 320, "currentlyAvailable": 306, "restoreRate": 10.0},
         }
     }
     invalid = till.post("{ Cards { data { balanc } } }").json()
@@ -210,7 +210,7 @@ def test_a_short_budget_refuses_requests_until_credits_return(small_budget: Live
     assert "errors" not in till.call(documents.CREATE_ORDER, order_variables(demo, card, 5000))
     accepted = 0
     refused: httpx.Response | None = None
-    for _ in range(30):
+    for _ in range(60):
         before = snapshot(small_budget.database_url, demo.account_id)
         response = till.post(documents.ADJUSTMENT, adjustment_variables(demo, card, -10))
         if response.status_code == 429:
@@ -244,7 +244,7 @@ def test_each_caller_has_a_budget_of_its_own(small_budget: LiveServer) -> None:
     first, second = new_demo(small_budget.database_url), new_demo(small_budget.database_url)
     one, two = logged_in(small_budget, first), logged_in(small_budget, second)
     refused = adjustment_variables(first, first.card_references[0], -10, merchant_id=9999)  # costs 10, changes nothing
-    statuses = [one.post(documents.ADJUSTMENT, refused).status_code for _ in range(30)]
+    statuses = [one.post(documents.ADJUSTMENT, refused).status_code for _ in range(90)]
     assert 429 in statuses
     reply = two.post(documents.PRODUCTS, {"account_id": second.account_id})
     assert reply.status_code == 200 and reply.json()["data"]["Products"][0]["name"] == "In-Store Gift"

@@ -2,14 +2,18 @@
 
 - Every field that returns an object (or a list of objects) costs 1 per object; scalar fields cost nothing.
 - A list multiplies the cost of what is selected in it by its size: the `limit` argument of the field that
-  pages it (`Cards(limit: 5) { data {...} }`: 5; no `limit`: 15, the default page; at most 100), or 10 for
-  lists that are not paged (`Products`, `PriceModifiers`, `LineItems` of an order, ...).
+  pages it (`Cards(limit: 5) { data {...} }`: 5; no `limit`: 15, the default page; at most 100; a `limit`
+  of 100.0 is 100, as GraphQL's Int reads it), the most a list can hold where the ledger bounds it (an
+  order's or a reversal's `LineItems`: 100), or 10 for the other lists that are not paged (`Products`,
+  `PriceModifiers`, ...).
 - Each mutation costs 10 on top of what it returns; `__schema` and `__type` cost 10 each, whatever they
   select (their size is bounded by the schema and by the introspection nesting limit); `__typename` is free.
 - Every request costs at least 1.
 
 The requested cost is this estimate, charged before the request runs; the actual cost counts the objects
-the reply really holds (same weights), and the difference is given back. Fields are merged by response key
+the reply really holds (same weights), and the difference is settled afterwards: given back when the reply
+cost less, charged when it cost more (an unbounded list longer than its estimate), so a caller is always
+charged exactly the actual cost. Fields are merged by response key
 as GraphQL merges them, so repeating a fragment costs nothing extra."""
 
 from __future__ import annotations
@@ -41,6 +45,8 @@ from graphql import (
 MUTATION_COST = 10
 INTROSPECTION_COST = 10
 UNPAGED_LIST_SIZE = 10
+# Unpaged lists the ledger bounds: an order sells at most 100 cards, a reversal undoes at most 100 line items.
+LIST_BOUNDS = {("Order", "LineItems"): 100, ("Reversal", "LineItems"): 100}
 DEFAULT_PAGE = 15
 MAX_PAGE = 100
 MINIMUM_COST = 1
@@ -85,7 +91,9 @@ def _unwrap(type_: GraphQLOutputType) -> tuple[Any, bool]:
 
 
 def _page(value: Any) -> int:
-    """The page size a `limit` of `value` comes to."""
+    """The page size a `limit` of `value` comes to (GraphQL's Int takes a float with no fraction: 100.0 is 100)."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
     if isinstance(value, int) and not isinstance(value, bool):
         return max(1, min(value, MAX_PAGE))
     return DEFAULT_PAGE
@@ -128,7 +136,8 @@ def _selection_cost(
         paged = _limit(nodes[0], variables) if "limit" in field.args else None
         size = 1
         if is_list:
-            size = paged if paged is not None else page if page is not None else UNPAGED_LIST_SIZE
+            bound = LIST_BOUNDS.get((parent.name, name), UNPAGED_LIST_SIZE)
+            size = paged if paged is not None else page if page is not None else bound
         children = [n.selection_set for n in nodes if n.selection_set is not None]
         total += size * (1 + _selection_cost(named, children, fragments, variables, paged))
     return total

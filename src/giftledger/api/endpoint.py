@@ -143,7 +143,17 @@ class GraphQLEndpoint:
         except orjson.JSONDecodeError:
             return _reply({"errors": [request_error("The request body is not valid JSON.")], "data": None}, 400)
         run = partial(self._run, request, payload, allow_mutations=True)
+        if not self._is_mutation(payload):
+            return await run()  # an Idempotency-Key is for a change: a query is answered afresh
         return await self.idempotency.guard(request, payload, run, _bearer(request))
+
+    def _is_mutation(self, payload: Any) -> bool:
+        """Whether the request's operation is a mutation (the document cache parses it once either way)."""
+        if not isinstance(payload, dict) or not isinstance(payload.get("query"), str):
+            return False
+        name = payload.get("operationName")
+        prepared = self.documents.get(payload["query"]).prepared(name if isinstance(name, str) else None)
+        return prepared is not None and prepared.operation.operation is OperationType.MUTATION
 
     async def _get(self, request: Request) -> Response:
         params = request.query_params
@@ -225,8 +235,8 @@ def _bearer(request: Request) -> str | None:
 
 
 async def _read_body(request: Request, limit: int) -> bytes | None:
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
+    declared = request.headers.get("content-length", "")
+    if declared.isascii() and declared.isdigit() and int(declared) > limit:
         return None
     chunks: list[bytes] = []
     size = 0

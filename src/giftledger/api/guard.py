@@ -124,11 +124,11 @@ class Guard:
             if prepared is not None
             else cost.MINIMUM_COST
         )
-        if ticket.budget is not None and actual < ticket.requested:
+        if ticket.budget is not None and actual != ticket.requested:
             try:
-                ticket.budget = await throttle.refund(self.services, ticket.budget, ticket.requested - actual)
+                ticket.budget = await throttle.settle(self.services, ticket.budget, actual)
             except Retryable as error:
-                log.warning("cost refund failed: %s", type(error).__name__)
+                log.warning("cost settlement failed: %s", type(error).__name__)
         body["extensions"] = {**(body.get("extensions") or {}), "cost": _cost(ticket, actual)}
         self._audit(ticket, body)
 

@@ -4,9 +4,12 @@
   byte for byte, with `Idempotent-Replayed: true`.
 - Same key, different request: 422, code IDEMPOTENCY_KEY_REUSED; nothing runs.
 - Same key while the first request still runs: 409, code IDEMPOTENCY_IN_PROGRESS, `Retry-After: 1`.
-- Keys belong to the caller's account; requests without a valid token ignore the header.
-- Replies that applied nothing and depend on the moment (not authenticated, throttled, retryable,
-  internal errors) are not stored: the key is given back and a retry runs afresh.
+- Keys belong to the caller's account; requests without a valid token ignore the header, and so do queries
+  (a key is for a change: a balance check with a key is answered afresh, never replayed stale).
+- A reply is stored whatever its shape once its mutation may have written anything, an internal error (500)
+  included: a retry is never applied a second time. Only replies to requests that applied nothing and depend on
+  the moment (not authenticated, throttled, retryable) are not stored: the key is given back and a retry
+  runs afresh.
 """
 
 from __future__ import annotations
@@ -33,8 +36,9 @@ log = logging.getLogger("giftledger.api")
 HEADER = "idempotency-key"
 REPLAYED_HEADER = "Idempotent-Replayed"
 JSON = "application/json"
-# Error codes whose reply says nothing lasting about the request: never stored.
-TRANSIENT_CODES = frozenset({"UNAUTHENTICATED", "THROTTLED", "RETRYABLE", "INTERNAL"})
+# Error codes of replies to requests that applied nothing and may fare otherwise on a retry: never stored.
+TRANSIENT_CODES = frozenset({"UNAUTHENTICATED", "THROTTLED", "RETRYABLE"})
+STORED_STATUSES = (200, 500)  # a 500 may follow a committed change: its reply is kept, so no retry applies it again
 
 IN_PROGRESS = "A request with this Idempotency-Key is still being processed. Retry shortly."
 REUSED = "This Idempotency-Key was already used for a different request. Nothing was applied."
@@ -55,7 +59,7 @@ def request_hash(payload: Any) -> str:
 
 
 def _storable(response: Response) -> bool:
-    if response.status_code != 200:
+    if response.status_code not in STORED_STATUSES:
         return False
     try:
         body = orjson.loads(response.body)

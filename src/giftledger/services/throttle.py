@@ -69,11 +69,24 @@ async def spend(
     return BudgetStatus(subject, result.charged, cost, result.available, maximum, _rate(services))
 
 
+async def settle(services: Services, status: BudgetStatus, actual: int) -> BudgetStatus:
+    """Make the request's charge its actual cost: give back what its estimate took beyond it, or take what the
+    reply cost beyond its estimate (the budget may then go below zero: later requests wait for it to refill)."""
+    if actual < status.cost:
+        return await refund(services, status, status.cost - actual)
+    if actual == status.cost or not status.charged:
+        return status
+    available = await Buckets(services.db).add(status.subject, status.cost - actual, maximum=status.maximum)
+    if available is None:
+        return status
+    return BudgetStatus(status.subject, True, actual, available, status.maximum, status.restore_per_second)
+
+
 async def refund(services: Services, status: BudgetStatus, unused: int) -> BudgetStatus:
     """Give back the part of a charged request's cost it did not use (its estimate was above its actual cost)."""
     if unused <= 0 or not status.charged:
         return status
-    available = await Buckets(services.db).refund(status.subject, unused, maximum=status.maximum)
+    available = await Buckets(services.db).add(status.subject, unused, maximum=status.maximum)
     if available is None:
         return status
     return BudgetStatus(

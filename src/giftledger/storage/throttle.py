@@ -58,7 +58,7 @@ ON CONFLICT (subject) DO UPDATE SET
 RETURNING available, last_charge
 """
 
-# $1 subject, $2 credits given back, $3 maximum.
+# $1 subject, $2 credits added (negative: taken), $3 maximum.
 _REFUND = """
 UPDATE throttle_buckets SET available = least(available + $2::float8, $3::float8) WHERE subject = $1
 RETURNING available
@@ -101,8 +101,9 @@ class Buckets:
             return None
         return Spend(charged=float(row["last_charge"]) > 0, available=float(row["available"]))
 
-    async def refund(self, subject: str, amount: float, *, maximum: float) -> float | None:
-        """Give back credits a request was charged but did not use. The new balance, or None if unknown."""
+    async def add(self, subject: str, amount: float, *, maximum: float) -> float | None:
+        """Add `amount` credits (a refund of what a request did not use; negative: what it used beyond its
+        charge), never above `maximum`. The new balance, or None if the subject has no bucket."""
         row = await self._db.fetchrow(_REFUND, subject, float(amount), float(maximum))
         return float(row["available"]) if row is not None else None
 
