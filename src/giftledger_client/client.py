@@ -120,7 +120,7 @@ class GiftCardClient:
         return self._sell(item, amount, number, reference)
 
     def sell_digital_card(self, amount: int, email: str, *, reference: str | None = None) -> Sale:
-        """Sell a digital card for `amount` pence; the server generates the number and emails `email`."""
+        """Sell a digital card for `amount` pence to `email` (its fulfilment email); the server generates the number."""
         self._require_enabled()
         _require_amount(amount, "amount")
         if not isinstance(email, str) or "@" not in email.strip() or len(email.strip()) < 3:

@@ -388,7 +388,7 @@ def test_amounts_are_whole_pence(server: LiveServer, demo: Demo, terminal: Termi
                 ["topup", card, "£5"],
                 "Invalid value for 'AMOUNT': '£5' is not an amount in pence: write 2500 for 25.00.",
             ),
-            (["sell", "--generate", "2500"], "--generate needs --email: where the digital card is sent."),
+            (["sell", "--generate", "2500"], "--generate needs --email: the customer's address for the digital card."),
             (["sell", card], "Give the CARD number and the AMOUNT in pence: sell CARD AMOUNT."),
         ]:
             result = terminal.run(*args)

@@ -16,7 +16,7 @@ MENU = (
     "\n"
     "  1  Check balance\n"
     "  2  Sell a card\n"
-    "  3  Sell a digital card (emailed)\n"
+    "  3  Sell a digital card\n"
     "  4  Top up a card\n"
     "  5  Redeem: pay a bill with a card\n"
     "  6  Reverse a transaction\n"

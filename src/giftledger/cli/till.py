@@ -319,7 +319,7 @@ def balance(state: TillState, card: str, as_json: bool) -> None:
 @till.command()
 @click.argument("values", nargs=-1, required=True, metavar="[CARD] AMOUNT")
 @click.option("--generate", is_flag=True, help="Sell a digital card: the server generates the number.")
-@click.option("--email", default=None, help="Where the digital card is emailed (with --generate).")
+@click.option("--email", default=None, help="The customer's email for a digital card (with --generate; not sent yet).")
 @reference_option
 @json_option
 @pass_state
@@ -332,7 +332,7 @@ def sell(
         if len(values) != 1:
             raise click.UsageError("With --generate give the AMOUNT only: sell --generate AMOUNT --email E.", ctx)
         if not email:
-            raise click.UsageError("--generate needs --email: where the digital card is sent.", ctx)
+            raise click.UsageError("--generate needs --email: the customer's address for the digital card.", ctx)
         amount = _amount_value(values[0], ctx)
         digital_email = email
         run(

@@ -27,7 +27,7 @@ from giftledger_client import (
 MENU = (
     ("1", "Check balance"),
     ("2", "Sell a card"),
-    ("3", "Sell a digital card (emailed)"),
+    ("3", "Sell a digital card"),
     ("4", "Top up a card"),
     ("5", "Redeem: pay a bill with a card"),
     ("6", "Reverse a transaction"),
@@ -166,7 +166,7 @@ class TillScreen:
         email = self._text("Email the card to: ")
         sale = self._client.sell_digital_card(amount, email)
         self._last_reference = sale.reference
-        rows = [("Card", sale.card_reference), ("Emailed to", email), ("Amount", self._money(sale.amount))]
+        rows = [("Card", sale.card_reference), ("Email", email), ("Amount", self._money(sale.amount))]
         self._receipt("Digital gift card sold", [*rows, ("Card balance", self._money(sale.balance))], sale.reference)
 
     def _top_up(self) -> None:
