@@ -14,8 +14,8 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# `demo` and `serve` each migrate first (no separate `migrate`: each command starts the embedded server).
 run: install
-	$(BIN)/giftledger migrate
 	$(BIN)/giftledger demo --print
 	$(BIN)/giftledger serve --host 127.0.0.1 --port 8000
 
