@@ -12,7 +12,6 @@ TEST_DATABASE_URL, else the local postgresql://postgres@127.0.0.1:5432/test). Th
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import signal
 import sys
@@ -24,59 +23,59 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
-DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/test"
 
 
 def main() -> int:
     from tests.safety.crash_stream import Stream, check_after_restart
     from tests.safety.helpers import start_safety_server, verify_ledger, wait_for
-    from tests.support import create_postgres_database, drop_postgres_database, logged_in, migrate_database, new_demo
+    from tests.support import (
+        fresh_database,
+        logged_in,
+        new_demo,
+        server_url_option,
+    )
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--kills", type=int, default=50)
     parser.add_argument("--tills", type=int, default=3)
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument(
-        "--database-url",
-        default=os.environ.get("TEST_DATABASE_URL", DEFAULT_PG),
-        help="a PostgreSQL server URL, on which a fresh database is created and dropped (default: %(default)s)",
-    )
+    server_url_option(parser)
     options = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="giftledger-crash-"))
-    url = create_postgres_database(options.database_url)
-    rng = random.Random(options.seed)
-    began = time.monotonic()
-    server = None
-    try:
-        migrate_database(url)
-        account = new_demo(url)
-        server = start_safety_server(url, work)
-        stream = Stream(account, logged_in(server, account).token or "", seed=options.seed)
-        checked = 0
-        for kill in range(1, options.kills + 1):
-            stop = threading.Event()
-            tills = [threading.Thread(target=stream.run_till, args=(server, n, stop)) for n in range(options.tills)]
-            for thread in tills:
-                thread.start()
-            target = stream.ok_count() + rng.randint(1, 40)
-            wait_for(lambda: stream.ok_count() >= target, 120, "till traffic")  # noqa: B023 (used at once)
-            server.process.send_signal(signal.SIGKILL)
-            server.process.wait(10)
-            for thread in tills:
-                thread.join(30)
+    with fresh_database(options.database_url) as url:
+        rng = random.Random(options.seed)
+        began = time.monotonic()
+        server = None
+        try:
+            account = new_demo(url)
             server = start_safety_server(url, work)
-            verify_ledger(url, account.account_id)
-            check_after_restart(server, stream.token, stream.attempts[checked:])
-            checked = len(stream.attempts)
-            outcomes = {o: sum(1 for a in stream.attempts if a.outcome == o) for o in ("ok", "refused", "unknown")}
-            print(f"kill {kill}/{options.kills}: ledger verify OK; requests so far {outcomes}", flush=True)
-        print(f"{options.kills} kills in {time.monotonic() - began:.0f}s: no violation, every success in the ledger")
-        return 0
-    finally:
-        if server is not None:
-            server.stop()
-        drop_postgres_database(options.database_url, url)
+            stream = Stream(account, logged_in(server, account).token or "", seed=options.seed)
+            checked = 0
+            for kill in range(1, options.kills + 1):
+                stop = threading.Event()
+                tills = [threading.Thread(target=stream.run_till, args=(server, n, stop)) for n in range(options.tills)]
+                for thread in tills:
+                    thread.start()
+                target = stream.ok_count() + rng.randint(1, 40)
+                wait_for(lambda: stream.ok_count() >= target, 120, "till traffic")  # noqa: B023 (used at once)
+                server.process.send_signal(signal.SIGKILL)
+                server.process.wait(10)
+                for thread in tills:
+                    thread.join(30)
+                server = start_safety_server(url, work)
+                verify_ledger(url, account.account_id)
+                check_after_restart(server, stream.token, stream.attempts[checked:])
+                checked = len(stream.attempts)
+                outcomes = {o: sum(1 for a in stream.attempts if a.outcome == o) for o in ("ok", "refused", "unknown")}
+                print(f"kill {kill}/{options.kills}: ledger verify OK; requests so far {outcomes}", flush=True)
+            print(
+                f"{options.kills} kills in {time.monotonic() - began:.0f}s: no violation, every success in the ledger"
+            )
+            return 0
+        finally:
+            if server is not None:
+                server.stop()
 
 
 if __name__ == "__main__":

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import random
 import string
 import sys
@@ -45,7 +44,6 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 if str(ROOT / "src") not in sys.path:
     sys.path.insert(0, str(ROOT / "src"))
-DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/test"
 
 HOSTILE_STRINGS = [
     "",
@@ -356,11 +354,10 @@ def main() -> int:
     from tests.safety.helpers import NO_THROTTLES, verify_ledger
     from tests.safety.tills import sell_new
     from tests.support import (
-        create_postgres_database,
-        drop_postgres_database,
+        fresh_database,
         logged_in,
-        migrate_database,
         new_demo,
+        server_url_option,
         start_server,
     )
 
@@ -370,47 +367,43 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=10_000)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--concurrency", type=int, default=8)
-    parser.add_argument(
-        "--database-url",
-        default=os.environ.get("TEST_DATABASE_URL", DEFAULT_PG),
-        help="a PostgreSQL server URL, on which a fresh database is created and dropped (default: %(default)s)",
-    )
+    server_url_option(parser)
     options = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="giftledger-fuzz-"))
-    url = create_postgres_database(options.database_url)
-    server = None
-    try:
-        migrate_database(url)
-        server = start_server(url, work, NO_THROTTLES)
-        demo = new_demo(url)
-        till = logged_in(server, demo)
-        sold = [sell_new(till, demo, 100_000) for _ in range(3)]
-        context = Context(
-            demo.account_id,
-            demo.merchant_id,
-            demo.product_id,
-            demo.epos,
-            [card for card, _ in sold] + demo.card_references,
-            [line_item for _, line_item in sold],
-        )
-        fuzzer = Fuzzer(load_schema(), context, random.Random(options.seed))
-        began = time.monotonic()
-        outcome = asyncio.run(fuzz(server.graphql_url, till.token or "", fuzzer, options.requests, options.concurrency))
-        took = time.monotonic() - began
-        verify_ledger(url, demo.account_id)
-        print(f"{options.requests} requests in {took:.1f}s ({options.requests / took:.0f}/s), seed {options.seed}")
-        print("HTTP statuses:", dict(sorted(outcome.statuses.items())))
-        print("replies by error code:", dict(outcome.codes.most_common()))
-        print("ledger verify: OK")
-        for failure in outcome.failures[:20]:
-            print("FAILURE", failure)
-        print(f"{len(outcome.failures)} failure(s)")
-        return 1 if outcome.failures else 0
-    finally:
-        if server is not None:
-            server.stop()
-        drop_postgres_database(options.database_url, url)
+    with fresh_database(options.database_url) as url:
+        server = None
+        try:
+            server = start_server(url, work, NO_THROTTLES)
+            demo = new_demo(url)
+            till = logged_in(server, demo)
+            sold = [sell_new(till, demo, 100_000) for _ in range(3)]
+            context = Context(
+                demo.account_id,
+                demo.merchant_id,
+                demo.product_id,
+                demo.epos,
+                [card for card, _ in sold] + demo.card_references,
+                [line_item for _, line_item in sold],
+            )
+            fuzzer = Fuzzer(load_schema(), context, random.Random(options.seed))
+            began = time.monotonic()
+            outcome = asyncio.run(
+                fuzz(server.graphql_url, till.token or "", fuzzer, options.requests, options.concurrency)
+            )
+            took = time.monotonic() - began
+            verify_ledger(url, demo.account_id)
+            print(f"{options.requests} requests in {took:.1f}s ({options.requests / took:.0f}/s), seed {options.seed}")
+            print("HTTP statuses:", dict(sorted(outcome.statuses.items())))
+            print("replies by error code:", dict(outcome.codes.most_common()))
+            print("ledger verify: OK")
+            for failure in outcome.failures[:20]:
+                print("FAILURE", failure)
+            print(f"{len(outcome.failures)} failure(s)")
+            return 1 if outcome.failures else 0
+        finally:
+            if server is not None:
+                server.stop()
 
 
 if __name__ == "__main__":

@@ -18,10 +18,8 @@ from tests.support import (
     Api,
     Demo,
     LiveServer,
-    create_postgres_database,
-    drop_postgres_database,
+    fresh_database,
     logged_in,
-    migrate_database,
     new_demo,
     start_server,
 )
@@ -47,12 +45,8 @@ def pg_base_url() -> Iterator[str]:
 @pytest.fixture(scope="session")
 def database_url(pg_base_url: str) -> Iterator[str]:
     """A migrated database shared by the session (tests isolate by account)."""
-    url = create_postgres_database(pg_base_url)
-    try:
-        migrate_database(url)
+    with fresh_database(pg_base_url) as url:
         yield url
-    finally:
-        drop_postgres_database(pg_base_url, url)
 
 
 @pytest.fixture(scope="session")

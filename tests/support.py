@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import os
@@ -29,6 +30,18 @@ from giftledger.storage.tables import cards, line_items, orders, transactions
 
 ROOT = Path(__file__).resolve().parent.parent
 SECRET = "test-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz"
+
+
+LOCAL_SERVER = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+def server_url_option(parser: argparse.ArgumentParser) -> None:
+    """`--database-url` of the bench's soak and fuzz scripts: the server they make a fresh database on."""
+    parser.add_argument(
+        "--database-url",
+        default=os.environ.get("TEST_DATABASE_URL", LOCAL_SERVER),
+        help="a PostgreSQL server URL, on which a fresh database is created and dropped (default: %(default)s)",
+    )
 
 
 def database_beside(url: str, name: str) -> str:
@@ -94,6 +107,17 @@ def drop_postgres_database(base_url: str, url: str) -> None:
             await conn.close()
 
     run(drop())
+
+
+@contextmanager
+def fresh_database(server_url: str) -> Iterator[str]:
+    """A new, migrated database on the server `server_url` names, dropped when the block ends."""
+    url = create_postgres_database(server_url)
+    try:
+        migrate_database(url)
+        yield url
+    finally:
+        drop_postgres_database(server_url, url)
 
 
 def free_port() -> int:

@@ -25,7 +25,8 @@ from giftledger.domain.ledger import MAX_BALANCE
 from giftledger.domain.validation import MAX_AMOUNT
 from tests.api import documents
 from tests.api.till import adjustment_variables, order_variables, sold
-from tests.support import LOGIN, Api, Demo, LiveServer, snapshot, test_settings, unchanged
+from tests.support import LOGIN, Api, Demo, LiveServer, snapshot, unchanged
+from tests.support import test_settings as settings_for
 
 
 def _error(body: dict[str, Any]) -> tuple[str, str]:
@@ -85,7 +86,7 @@ def test_a_query_with_an_idempotency_key_is_answered_afresh(server: LiveServer, 
 
 @pytest.fixture
 async def app(database_url: str) -> AsyncIterator[Starlette]:
-    application = create_app(test_settings(database_url, cost_maximum=0))
+    application = create_app(settings_for(database_url, cost_maximum=0))
     yield application
     await application.state.services.db.dispose()
 

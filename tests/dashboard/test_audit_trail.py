@@ -36,6 +36,7 @@ from tests.dashboard.browser import off_loop, unchanged
 from tests.dashboard.helpers import PASSWORD, person, redeem, sell, site_ids, till
 from tests.dashboard.test_http import settings_state
 from tests.dashboard.web import Web, field_error, rows, text_of
+from tests.security.helpers import record
 from tests.support import Demo, new_demo
 from tests.support import test_settings as settings_for
 
@@ -509,7 +510,7 @@ async def test_switching_account_is_recorded_in_the_account_switched_to(
 async def write(services: Services, demo: Demo, operation: str, count: int, **facts: Any) -> None:
     owner = setup.operator(demo.account_id)
     for i in range(count):
-        await audit.record(
+        await record(
             services,
             owner,
             operation=operation,
@@ -601,7 +602,7 @@ async def test_the_csv_export(app: Starlette, services: Services, demo: Demo) ->
     owner = await signed_in(app, services, demo)
     formula = '=HYPERLINK("http://evil.example")@example.com'
     sneaky = Principal("user", 424242, demo.account_id, Role.STORE_OWNER, None, formula, "-1+1")
-    await audit.record(
+    await record(
         services,
         sneaky,
         operation="dashboard.test.csv",

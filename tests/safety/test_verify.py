@@ -30,7 +30,7 @@ from tests.support import (
     Demo,
     create_postgres_database,
     drop_postgres_database,
-    migrate_database,
+    fresh_database,
     new_demo,
     with_services,
 )
@@ -39,12 +39,8 @@ from tests.support import (
 @pytest.fixture(scope="module")
 def scratch_url(pg_base_url: str) -> Iterator[str]:
     """A database of this module's own: the tests below break its constraints on purpose."""
-    url = create_postgres_database(pg_base_url)
-    try:
-        migrate_database(url)
+    with fresh_database(pg_base_url) as url:
         yield url
-    finally:
-        drop_postgres_database(pg_base_url, url)
 
 
 def execute(url: str, *statements: str) -> None:

@@ -15,6 +15,7 @@ from giftledger.domain.permissions import Role
 from giftledger.services import audit, setup
 from giftledger.services.context import Principal, Services
 from giftledger.storage.audit import AuditEventRow
+from giftledger.storage.unit_of_work import UnitOfWork
 from tests.support import (
     Demo,
     LiveServer,
@@ -106,3 +107,9 @@ def events_after(database_url: str, account_id: int, count: int, operation: str 
     """Wait until the account has `count` audit records (they are written behind the request), then return
     them, oldest first."""
     return wait_for(lambda: rows if len(rows := audit_events(database_url, account_id, operation)) >= count else None)
+
+
+async def record(services: Services, principal: Principal | None, **facts: Any) -> int:
+    """One audit record written in a transaction of its own (`services.audit.add_event`'s facts)."""
+    async with services.db.transaction() as conn:
+        return await audit.add_event(UnitOfWork(conn, principal.account_id if principal else 0), principal, **facts)

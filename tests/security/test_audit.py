@@ -24,7 +24,7 @@ from giftledger.services.context import Principal, Services
 from giftledger.storage.audit import AuditEventRow, audit_events
 from tests.api import documents
 from tests.api.till import adjust, adjustment_variables, line_item_ids, order_variables, ref, reverse, sell, sold
-from tests.security.helpers import api_user, events_after, operator, run_services, wait_for
+from tests.security.helpers import api_user, events_after, operator, record, run_services, wait_for
 from tests.support import LOGIN, Api, Demo, LiveServer, unchanged
 
 
@@ -180,7 +180,7 @@ def test_a_dashboard_change_is_recorded_and_secrets_are_dropped(database_url: st
     owner = Principal("user", 1, demo.account_id, Role.STORE_OWNER, None, demo.owner_email, "192.0.2.4")
 
     async def work(services: Services) -> AuditEventRow:
-        event_id = await audit.record(
+        event_id = await record(
             services,
             owner,
             operation="dashboard.api_user.create",
@@ -204,7 +204,7 @@ def test_a_dashboard_change_is_recorded_and_secrets_are_dropped(database_url: st
 
 def test_outcomes_are_accepted_or_refused(database_url: str, demo: Demo) -> None:
     async def work(services: Services) -> None:
-        await audit.record(services, operator(demo.account_id), operation="x", outcome="maybe")
+        await record(services, operator(demo.account_id), operation="x", outcome="maybe")
 
     with pytest.raises(ValueError, match="outcome"):
         run_services(database_url, work)
@@ -232,7 +232,7 @@ def test_listing_filters_pages_and_exports(database_url: str, demo: Demo) -> Non
 
     async def work(services: Services) -> tuple[list[str], int, list[str], str]:
         for i in range(5):
-            await audit.record(
+            await record(
                 services,
                 owner,
                 operation=f"dashboard.test.{tag}",
@@ -404,7 +404,7 @@ def test_the_spreadsheet_export_defuses_formulas(database_url: str, demo: Demo) 
 
     async def work(services: Services) -> tuple[str, str]:
         sneaky = Principal("user", 7, demo.account_id, Role.STORE_OWNER, None, formula, "+1")
-        await audit.record(services, sneaky, operation=f"dashboard.test.{tag}", outcome=audit.ACCEPTED)
+        await record(services, sneaky, operation=f"dashboard.test.{tag}", outcome=audit.ACCEPTED)
         owner = operator(demo.account_id)
         where = audit.TrailFilter(operation=f"dashboard.test.{tag}")
         safe = "".join([line async for line in audit.export_spreadsheet_csv(services, owner, where)])

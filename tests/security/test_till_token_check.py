@@ -217,8 +217,7 @@ async def test_each_till_request_is_one_statement_once_its_api_user_is_known(
     def through_sqlalchemy(_conn: Any, _cursor: Any, sql: str, *_: Any) -> None:
         statements.append(sql)
 
-    monkeypatch.setattr(db, "fetch", counted(db.fetch))
-    monkeypatch.setattr(db, "fetchrow", counted(db.fetchrow))
+    monkeypatch.setattr(db, "fetch", counted(db.fetch))  # fetchrow runs through fetch
     event.listen(db.engine.sync_engine, "before_cursor_execute", through_sqlalchemy)
     transport = httpx.ASGITransport(app=app, client=("10.1.2.3", 1))
     try:

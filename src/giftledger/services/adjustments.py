@@ -57,7 +57,7 @@ async def adjust_balance(
     elif not principal.allows(Permission.CARD_REDEEM if request.value < 0 else Permission.CARD_TOP_UP):
         await services.refuse(principal, Forbidden())
     await check_merchant(services, principal, request.merchant_id, problems)
-    if problems:
+    if problems:  # (the permission, when the value says which, was checked above: before the merchant)
         await services.refuse(principal, problems.error())
     assert reference and epos and currency and request.value and request.merchant_id is not None
     now = utcnow()

@@ -117,13 +117,9 @@ async def adjust_card(
             adjusted = Entry(card.id, LineItemType.MANUAL_ADJUSTMENT, value, credit=credit, note=reason)
             item_id = await ledger.post(uow, transaction_id, actor, adjusted)
             [item] = await uow.ledger.many([item_id])
+            facts = {"line_item_id": item_id}
             await record_accepted(
-                uow,
-                principal,
-                audit,
-                site_id=adjustment.site_id,
-                card_references=[card.card_reference],
-                detail={"line_item_id": item_id},
+                uow, principal, audit, site_id=adjustment.site_id, card_references=[card.card_reference], detail=facts
             )
             return item
     except ConstraintBroken as broken:
@@ -163,13 +159,9 @@ async def reverse_line_item(
             [item] = await uow.ledger.many([item_id])
             card = await uow.cards.get(original.card_id)
             assert card is not None
+            facts = {"reversal_line_item_id": item_id}
             await record_accepted(
-                uow,
-                principal,
-                audit,
-                site_id=original.site_id,
-                card_references=[card.card_reference],
-                detail={"reversal_line_item_id": item_id},
+                uow, principal, audit, site_id=original.site_id, card_references=[card.card_reference], detail=facts
             )
             return item
     except ConstraintBroken as broken:

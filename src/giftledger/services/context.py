@@ -11,6 +11,7 @@ from giftledger.auth.tokens import TokenIssuer
 from giftledger.config import Settings
 from giftledger.domain.errors import DomainError, Forbidden, Unauthorized
 from giftledger.domain.permissions import Permission, Role, allows
+from giftledger.domain.validation import Problems
 from giftledger.storage.callers import CallerKind, Credential, is_live
 from giftledger.storage.database import Database
 from giftledger.storage.unit_of_work import UnitOfWork
@@ -104,3 +105,11 @@ class Services:
         """Refuse a request before any statement ran for it: a revoked credential is told so first."""
         await self.confirm(principal)
         raise refusal
+
+    async def check(self, principal: Principal, permission: Permission, problems: Problems) -> None:
+        """Before a till statement (which checks the credential itself): the permission, then the input, each
+        refused only once the credential was checked."""
+        if not principal.allows(permission):
+            await self.refuse(principal, Forbidden())
+        if problems:
+            await self.refuse(principal, problems.error())

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from giftledger.domain.catalogue import FULFILMENT_METHODS, SALES_CHANNELS
-from giftledger.domain.errors import NOT_EXPECTED, REQUIRED, Forbidden, Unauthorized
+from giftledger.domain.errors import NOT_EXPECTED, REQUIRED, Unauthorized
 from giftledger.domain.permissions import Permission
 from giftledger.domain.records import ConsentRow, PriceModifierRow, ProductRow
 from giftledger.domain.validation import Problems
@@ -72,10 +72,7 @@ async def find_cards(
     problems = Problems()
     size, number = _paging(limit, page, problems)
     reference = problems.card_reference("card_reference", card_reference) if card_reference is not None else None
-    if not principal.allows(Permission.CARD_READ):
-        await services.refuse(principal, Forbidden())
-    if problems:
-        await services.refuse(principal, problems.error())
+    await services.check(principal, Permission.CARD_READ, problems)
     if reference is not None:
         lookup = await look_up_card(
             services, principal, reference, limit=size, offset=(number - 1) * size, include_stock=False
@@ -98,10 +95,7 @@ async def find_line_items(
     problems = Problems()
     size, number = _paging(limit, page, problems)
     reference = problems.reference("merchant_transaction_reference", merchant_transaction_reference, required=True)
-    if not principal.allows(Permission.CARD_READ):
-        await services.refuse(principal, Forbidden())
-    if problems:
-        await services.refuse(principal, problems.error())
+    await services.check(principal, Permission.CARD_READ, problems)
     assert reference is not None
     found = await TillStatements(services.db).line_items_by_reference(
         principal.credential, principal.merchant_id, reference, limit=size, offset=(number - 1) * size

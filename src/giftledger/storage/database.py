@@ -114,13 +114,8 @@ class Database:
             yield await conn.execution_options(isolation_level="AUTOCOMMIT")
 
     async def fetchrow(self, sql: str, *args: Any) -> Record | None:
-        pooled, conn = await self._checkout()
-        try:
-            row = await conn.fetchrow(sql, *args)
-        except BaseException as error:
-            _give_back_after(pooled, conn, error)
-        pooled.close()
-        return row
+        rows = await self.fetch(sql, *args)
+        return rows[0] if rows else None
 
     async def fetch(self, sql: str, *args: Any) -> list[Record]:
         pooled, conn = await self._checkout()

@@ -26,7 +26,6 @@ from giftledger.services.audit.recording import (
     add_event,
     clean_detail,
     mask_card,
-    record,
     record_accepted,
     record_change,
 )
@@ -71,7 +70,6 @@ __all__ = [
     "list_events",
     "login_failures",
     "mask_card",
-    "record",
     "record_accepted",
     "record_change",
     "trail_filter",

@@ -84,8 +84,13 @@ async def add_event(
     detail: Detail | None = None,
     at: datetime | None = None,
 ) -> int:
-    """Write one audit row inside `uow`'s transaction (see `record`). The till and the line items are looked
-    up only in the principal's own account (the unit of work's)."""
+    """Write one audit row inside `uow`'s transaction and return its id.
+
+    `principal` is who acted (None: an unauthenticated caller); the account is the principal's unless
+    `account_id` says otherwise. `outcome` is "accepted" or "refused" (with the refusal's `error_code`).
+    Card numbers are masked here; `line_item_ids` add the cards of those line items, and `where` names the
+    till's site, both looked up only in the principal's own account (the unit of work's). `detail` holds
+    plain facts (references, amounts, ids); keys naming secrets are dropped."""
     account = account_of(principal, account_id)
     numbers = list(card_references)
     if account is not None and principal is not None and principal.account_id == account == uow.account_id:
@@ -135,46 +140,6 @@ def new_event(
         client_address=(client_address or (principal.client_address if principal else None) or None),
         detail=clean_detail(detail),
     )
-
-
-async def record(
-    services: Services,
-    principal: Principal | None,
-    *,
-    operation: str,
-    outcome: str,
-    account_id: int | None = None,
-    site_id: int | None = None,
-    where: Where | None = None,
-    card_references: Iterable[str] = (),
-    line_item_ids: Iterable[int] = (),
-    error_code: str | None = None,
-    client_address: str | None = None,
-    detail: Detail | None = None,
-) -> int:
-    """Write one audit record in its own transaction and return its id.
-
-    `principal` is who acted (None: an unauthenticated caller); the account is the principal's unless
-    `account_id` says otherwise. `outcome` is "accepted" or "refused" (with the refusal's `error_code`).
-    Card numbers are masked here; `line_item_ids` add the cards of those line items (of the principal's
-    account). `detail` holds plain facts (references, amounts, ids); keys naming secrets are dropped."""
-    async with services.db.transaction() as conn:
-        return await add_event(
-            UnitOfWork(conn, principal.account_id if principal else 0),
-            principal,
-            operation=operation,
-            outcome=outcome,
-            account_id=account_id,
-            site_id=site_id,
-            where=where,
-            card_references=card_references,
-            line_item_ids=line_item_ids,
-            error_code=error_code,
-            client_address=client_address,
-            detail=detail,
-        )
-
-
 
 
 @dataclass(frozen=True)
