@@ -21,6 +21,7 @@ from giftledger.domain.permissions import Role
 from giftledger.services import audit, card_admin, setup
 from giftledger.services.audit import Attempt, AuditQueue, Where, batching, mask_card
 from giftledger.services.context import Principal, Services
+from giftledger.services.reports import spreadsheet_text
 from giftledger.storage.audit import AuditEventRow, audit_events
 from tests.api import documents
 from tests.api.till import adjust, adjustment_variables, line_item_ids, order_variables, ref, reverse, sell, sold
@@ -416,3 +417,32 @@ def test_the_spreadsheet_export_defuses_formulas(database_url: str, demo: Demo) 
     assert row.split(",")[2:5] == ["user", "7", f"'{formula}"]
     assert row.split(",")[-2:] == ["'+1", ""]
     assert plain.splitlines()[1].split(",")[4] == formula  # export_csv itself keeps the value as it is
+
+
+@pytest.mark.parametrize(
+    ("value", "defused"),
+    [
+        ("=1+1", True),
+        ("+1", True),
+        ("-1", True),
+        ("@SUM(A1)", True),
+        ("\t=1", True),
+        ("\r=1", True),
+        ("\uff1d1+1", True),  # a full-width equals sign: NFKC folds it to "="
+        ("\uff0b1", True),
+        ("\uff0d1", True),
+        ("\uff20A1", True),
+        ("\u200b=1", True),  # a zero-width space first
+        ("\u200d\u2060+1", True),  # a zero-width joiner and a word joiner
+        ("\ufeff-1", True),  # a byte-order mark
+        (" =1", True),
+        ("\u3000=1", True),  # an ideographic space
+        ("a=1", False),
+        ("Soho", False),
+        ("\u200bSoho", False),
+        ("", False),
+        ("1-1", False),
+    ],
+)
+def test_every_way_a_cell_could_start_a_formula_is_defused(value: str, defused: bool) -> None:
+    assert spreadsheet_text(value) == ("'" + value if defused else value)

@@ -3,6 +3,7 @@ export a merchant reconciles against its tills. Dates are UTC days; a range incl
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
@@ -148,12 +149,25 @@ def _money(pence: int) -> str:
     return f"{sign}{whole}.{part:02d}"
 
 
+_FORMULA_STARTS = "=+-@\t\r"
+
+
 def spreadsheet_text(value: str | None) -> str:
-    """Text a spreadsheet must not run as a formula (CSV injection): one starting with `=`, `+`, `-`, `@`,
-    a tab or a carriage return gets a leading `'`. Shared by every CSV the dashboard serves."""
+    """Text a spreadsheet must not run as a formula (CSV injection) gets a leading `'`: one whose first
+    visible character, once its compatibility forms are folded (NFKC: a full-width equals sign is `=`) and leading
+    spaces and invisible characters (zero-width spaces and joiners, byte-order marks: format characters) are
+    passed over, is `=`, `+`, `-` or `@`, or which starts with a tab or a carriage return. Shared by every CSV
+    the dashboard serves."""
     if not value:
         return ""
-    return "'" + value if value[0] in "=+-@\t\r" else value
+    first = next(
+        (ch for ch in unicodedata.normalize("NFKC", value) if ch in _FORMULA_STARTS or not _invisible(ch)), ""
+    )
+    return "'" + value if first and first in _FORMULA_STARTS else value
+
+
+def _invisible(ch: str) -> bool:
+    return ch.isspace() or unicodedata.category(ch) == "Cf"
 
 
 def export_row(row: ExportRow) -> list[str]:
