@@ -34,8 +34,10 @@ from sqlalchemy.engine import make_url
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "bench"))
+sys.path.insert(0, str(ROOT))
 
 import pgbench_script  # noqa: E402
+from tests.safety import processes  # noqa: E402
 
 from giftledger.app import build_services  # noqa: E402
 from giftledger.config import Settings  # noqa: E402
@@ -344,49 +346,6 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
-def server_ends(port: int) -> set[int]:
-    """Socket inodes of the established TCP connections to local `port` (the server's ends)."""
-    inodes = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            lines = Path(table).read_text().splitlines()[1:]
-        except OSError:
-            continue
-        for line in lines:
-            fields = line.split()
-            if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "01":
-                inodes.add(int(fields[9]))
-    return inodes
-
-
-def sockets_held(pid: int, inodes: set[int]) -> int:
-    held = 0
-    try:
-        descriptors = list(Path(f"/proc/{pid}/fd").iterdir())
-    except OSError:
-        return 0
-    for fd in descriptors:
-        try:
-            target = os.readlink(fd)
-        except OSError:
-            continue
-        if target.startswith("socket:[") and int(target[8:-1]) in inodes:
-            held += 1
-    return held
-
-
-def serving_processes(pid: int) -> list[int]:
-    """The worker processes of server `pid` (multiprocessing's spawned children), or `pid` if it has none."""
-    workers = []
-    for child in process_tree(pid)[1:]:
-        try:
-            if b"spawn_main" in Path(f"/proc/{child}/cmdline").read_bytes():
-                workers.append(child)
-        except OSError:
-            continue
-    return workers or [pid]
-
-
 class Sampler:
     """Samples, while a measurement runs, the RSS of every process of a server (the max per process) and,
     with `port`, how its connections are spread over its workers (the sample that saw the most of them)."""
@@ -404,8 +363,9 @@ class Sampler:
             workers = process_tree(self.pid)[1:] or [self.pid]
             self.peak = max([self.peak, *(rss_mb(p) for p in workers)])
             if self.port is not None:
-                inodes = server_ends(self.port)
-                split = sorted((sockets_held(p, inodes) for p in serving_processes(self.pid)), reverse=True)
+                inodes = processes.sockets(self.port, processes.ESTABLISHED)
+                serving = processes.workers(self.pid) or [self.pid]
+                split = sorted((processes.held(p, inodes) for p in serving), reverse=True)
                 if sum(split) >= sum(self.split):
                     self.split = split
 

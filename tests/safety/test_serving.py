@@ -17,35 +17,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.safety import processes
+from tests.safety.processes import ESTABLISHED, LISTENING
 from tests.support import LiveServer, free_port, start_server
 
 WORKERS = 2
-ESTABLISHED, LISTENING = "01", "0A"  # TCP states as /proc/net/tcp writes them
-
-
-def _children(parent: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == parent:
-                found.append(int(entry.name))
-        except OSError:
-            continue
-    return found
-
-
-def _workers(parent: int) -> list[int]:
-    """The worker processes of `parent` (multiprocessing's spawned children, not its resource tracker)."""
-    found = []
-    for pid in _children(parent):
-        try:
-            if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes():
-                found.append(pid)
-        except OSError:
-            continue
-    return sorted(found)
 
 
 def _in_session(session: int) -> list[int]:
@@ -73,42 +49,9 @@ def _wait_for(condition: Callable[[], bool], timeout: float = 20.0) -> None:
     raise AssertionError("timed out")
 
 
-def _sockets(port: int, state: str, peer_port: int | None = None) -> set[int]:
-    """Socket inodes of the TCP sockets on local `port` in `state` (and from `peer_port`, if given)."""
-    inodes = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            lines = Path(table).read_text().splitlines()[1:]
-        except OSError:
-            continue
-        for line in lines:
-            fields = line.split()
-            local, peer = (int(address.rsplit(":", 1)[1], 16) for address in fields[1:3])
-            if local == port and fields[3] == state and peer_port in (None, peer):
-                inodes.add(int(fields[9]))
-    return inodes
-
-
 def _server_end(connection: socket.socket, port: int) -> set[int]:
     """The socket inode of the server's end of `connection` (to local `port`)."""
-    return _sockets(port, ESTABLISHED, connection.getsockname()[1])
-
-
-def _held(pid: int, inodes: set[int]) -> int:
-    """How many of the sockets `inodes` process `pid` has open."""
-    held = 0
-    try:
-        descriptors = list(Path(f"/proc/{pid}/fd").iterdir())
-    except OSError:
-        return 0
-    for fd in descriptors:
-        try:
-            target = os.readlink(fd)
-        except OSError:
-            continue
-        if target.startswith("socket:[") and int(target[8:-1]) in inodes:
-            held += 1
-    return held
+    return processes.sockets(port, ESTABLISHED, connection.getsockname()[1])
 
 
 def _reply(connection: socket.socket) -> tuple[bytes, bytes]:
@@ -145,7 +88,7 @@ def _connection_served_by(server: LiveServer, worker: int) -> socket.socket:
     meanwhile, so that only `worker` can accept it, and continued at once: well inside the 5 s that
     uvicorn's supervisor gives a worker to answer its health check."""
     port = _port(server)
-    others = [pid for pid in _workers(server.process.pid) if pid != worker]
+    others = [pid for pid in processes.workers(server.process.pid) if pid != worker]
     for pid in others:
         os.kill(pid, signal.SIGSTOP)
     try:
@@ -155,7 +98,7 @@ def _connection_served_by(server: LiveServer, worker: int) -> socket.socket:
         for pid in others:
             os.kill(pid, signal.SIGCONT)
     assert status == b"HTTP/1.1 200 OK"
-    assert _held(worker, _server_end(connection, port)) == 1
+    assert processes.held(worker, _server_end(connection, port)) == 1
     return connection
 
 
@@ -165,19 +108,21 @@ ON_POSTGRESQL = pytest.mark.parametrize("database_url", ["postgresql"], indirect
 @pytest.fixture
 def several(database_url: str, tmp_path: Path) -> Iterator[LiveServer]:
     live = start_server(database_url, tmp_path, workers=WORKERS)
-    _wait_for(lambda: len(_workers(live.process.pid)) == WORKERS)
+    _wait_for(lambda: len(processes.workers(live.process.pid)) == WORKERS)
     yield live
     live.stop()
 
 
 @ON_POSTGRESQL
 def test_each_worker_serves(several: LiveServer) -> None:
-    workers = _workers(several.process.pid)
+    workers = processes.workers(several.process.pid)
     assert len(workers) == WORKERS
     connections = [_connection_served_by(several, pid) for pid in workers]
     try:
         assert [_health(c) for c in connections] == [b"HTTP/1.1 200 OK"] * WORKERS  # each kept its connection
-        assert _held(several.process.pid, _sockets(_port(several), ESTABLISHED)) == 0  # the parent serves none
+        assert (
+            processes.held(several.process.pid, processes.sockets(_port(several), ESTABLISHED)) == 0
+        )  # the parent serves none
     finally:
         for c in connections:
             c.close()
@@ -186,7 +131,7 @@ def test_each_worker_serves(several: LiveServer) -> None:
 @ON_POSTGRESQL
 def test_a_worker_that_dies_is_replaced(several: LiveServer) -> None:
     port = _port(several)
-    killed, survivor = _workers(several.process.pid)
+    killed, survivor = processes.workers(several.process.pid)
     with _connection_served_by(several, survivor) as kept:
         os.kill(killed, signal.SIGKILL)
         # Meanwhile the survivor carries on, with the connection it holds and with new ones. (Before uvicorn's
@@ -194,8 +139,13 @@ def test_a_worker_that_dies_is_replaced(several: LiveServer) -> None:
         assert _health(kept) == b"HTTP/1.1 200 OK"
     with socket.create_connection(("127.0.0.1", port), timeout=10) as meanwhile:
         assert _health(meanwhile) == b"HTTP/1.1 200 OK"
-    _wait_for(lambda: len(_workers(several.process.pid)) == WORKERS and killed not in _workers(several.process.pid))
-    workers = _workers(several.process.pid)
+    _wait_for(
+        lambda: (
+            len(processes.workers(several.process.pid)) == WORKERS
+            and killed not in processes.workers(several.process.pid)
+        )
+    )
+    workers = processes.workers(several.process.pid)
     assert survivor in workers
     for pid in workers:  # the replacement serves too
         _connection_served_by(several, pid).close()
@@ -213,7 +163,7 @@ def test_a_stop_signal_finishes_the_request_in_hand_then_stops_every_worker(
     several: LiveServer, signum: signal.Signals
 ) -> None:
     port = _port(several)
-    workers = _workers(several.process.pid)
+    workers = processes.workers(several.process.pid)
     body = b'{"query": "{ __typename }"}'
     connection = socket.create_connection(("127.0.0.1", port), timeout=10)
     try:
@@ -223,10 +173,10 @@ def test_a_stop_signal_finishes_the_request_in_hand_then_stops_every_worker(
             b"Expect: 100-continue\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n"
         )
         assert connection.recv(4096).startswith(b"HTTP/1.1 100 Continue")
-        holder = next(pid for pid in workers if _held(pid, _server_end(connection, port)))
-        listener = _sockets(port, LISTENING)
+        holder = next(pid for pid in workers if processes.held(pid, _server_end(connection, port)))
+        listener = processes.sockets(port, LISTENING)
         several.process.send_signal(signum)
-        _wait_for(lambda: _held(holder, listener) == 0)  # the worker stopped accepting: it is shutting down
+        _wait_for(lambda: processes.held(holder, listener) == 0)  # the worker stopped accepting: it is shutting down
         connection.sendall(body)
         status, reply = _reply(connection)
         assert status == b"HTTP/1.1 200 OK"
@@ -277,7 +227,7 @@ def test_a_worker_that_cannot_start_stops_the_server(database_url: str, tmp_path
 def test_one_worker_is_uvicorn_alone(database_url: str, tmp_path: Path) -> None:
     live = start_server(database_url, tmp_path, workers=1)
     try:
-        assert _workers(live.process.pid) == []
+        assert processes.workers(live.process.pid) == []
         with socket.create_connection(("127.0.0.1", _port(live)), timeout=10) as connection:
             assert _health(connection) == b"HTTP/1.1 200 OK"
         live.process.send_signal(signal.SIGTERM)
