@@ -23,7 +23,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from graphql import (
@@ -44,6 +44,9 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 if str(ROOT / "src") not in sys.path:
     sys.path.insert(0, str(ROOT / "src"))
+
+if TYPE_CHECKING:
+    from tests.support import Demo
 
 HOSTILE_STRINGS = [
     "",
@@ -85,6 +88,18 @@ class Context:
     epos: str
     cards: list[str]
     line_item_ids: list[int] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, demo: Demo, sold: list[tuple[str, int]]) -> Context:
+        """The demo account's values, with the cards `sold` (each with its sale's line item) among its cards."""
+        return cls(
+            demo.account_id,
+            demo.merchant_id,
+            demo.product_id,
+            demo.epos,
+            [card for card, _ in sold] + demo.card_references,
+            [line_item for _, line_item in sold],
+        )
 
 
 class Fuzzer:
@@ -378,15 +393,7 @@ def main() -> int:
             demo = new_demo(url)
             till = logged_in(server, demo)
             sold = [sell_new(till, demo, 100_000) for _ in range(3)]
-            context = Context(
-                demo.account_id,
-                demo.merchant_id,
-                demo.product_id,
-                demo.epos,
-                [card for card, _ in sold] + demo.card_references,
-                [line_item for _, line_item in sold],
-            )
-            fuzzer = Fuzzer(load_schema(), context, random.Random(options.seed))
+            fuzzer = Fuzzer(load_schema(), Context.of(demo, sold), random.Random(options.seed))
             began = time.monotonic()
             outcome = asyncio.run(
                 fuzz(server.graphql_url, till.token or "", fuzzer, options.requests, options.concurrency)

@@ -17,15 +17,7 @@ REQUESTS = 400
 
 def test_generated_requests_never_get_a_500(safety_server: LiveServer, account: Demo, till: Api) -> None:
     sold = [sell_new(till, account, 100_000) for _ in range(2)]
-    context = Context(
-        account.account_id,
-        account.merchant_id,
-        account.product_id,
-        account.epos,
-        [card for card, _ in sold] + account.card_references,
-        [line_item for _, line_item in sold],
-    )
-    fuzzer = Fuzzer(load_schema(), context, random.Random(20261122))
+    fuzzer = Fuzzer(load_schema(), Context.of(account, sold), random.Random(20261122))
     outcome = asyncio.run(fuzz(safety_server.graphql_url, till.token or "", fuzzer, REQUESTS, concurrency=4))
     assert outcome.failures == []
     assert sum(outcome.statuses.values()) == REQUESTS
