@@ -13,10 +13,8 @@ from __future__ import annotations
 
 import argparse
 import random
-import signal
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -26,8 +24,8 @@ if str(ROOT) not in sys.path:
 
 
 def main() -> int:
-    from tests.safety.crash_stream import Stream, check_after_restart
-    from tests.safety.helpers import start_safety_server, verify_ledger, wait_for
+    from tests.safety.crash_stream import Stream, check_after_restart, kill_during_traffic
+    from tests.safety.helpers import start_safety_server, verify_ledger
     from tests.support import (
         fresh_database,
         logged_in,
@@ -53,17 +51,14 @@ def main() -> int:
             stream = Stream(account, logged_in(server, account).token or "", seed=options.seed)
             checked = 0
             for kill in range(1, options.kills + 1):
-                stop = threading.Event()
-                tills = [threading.Thread(target=stream.run_till, args=(server, n, stop)) for n in range(options.tills)]
-                for thread in tills:
-                    thread.start()
-                target = stream.ok_count() + rng.randint(1, 40)
-                wait_for(lambda: stream.ok_count() >= target, 120, "till traffic")  # noqa: B023 (used at once)
-                server.process.send_signal(signal.SIGKILL)
-                server.process.wait(10)
-                for thread in tills:
-                    thread.join(30)
-                server = start_safety_server(url, work)
+                server = kill_during_traffic(
+                    stream,
+                    server,
+                    lambda: start_safety_server(url, work),
+                    tills=options.tills,
+                    more=rng.randint(1, 40),
+                    within=120,
+                )
                 verify_ledger(url, account.account_id)
                 check_after_restart(server, stream.token, stream.attempts[checked:])
                 checked = len(stream.attempts)

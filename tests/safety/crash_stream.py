@@ -4,12 +4,15 @@ what each till saw, and the checks that must hold after the server was killed in
 from __future__ import annotations
 
 import random
+import signal
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 
+from tests.safety.helpers import wait_for
 from tests.safety.tills import adjustment, new_card, reversal, sale
 from tests.support import Demo, LiveServer
 
@@ -91,6 +94,24 @@ class Stream:
     def ok_count(self) -> int:
         with self.lock:
             return sum(1 for a in self.attempts if a.outcome == "ok")
+
+
+def kill_during_traffic(
+    stream: Stream, server: LiveServer, restart: Callable[[], LiveServer], *, tills: int, more: int, within: float
+) -> LiveServer:
+    """Run `tills` tills of `stream` against `server` until `more` more requests succeeded (within `within`
+    seconds), kill -9 the server in the middle of their traffic and start it again: the restarted server."""
+    stop = threading.Event()
+    threads = [threading.Thread(target=stream.run_till, args=(server, n, stop)) for n in range(tills)]
+    for thread in threads:
+        thread.start()
+    target = stream.ok_count() + more
+    wait_for(lambda: stream.ok_count() >= target, within, "till traffic")
+    server.process.send_signal(signal.SIGKILL)
+    server.process.wait(10)
+    for thread in threads:
+        thread.join(30)
+    return restart()
 
 
 def check_after_restart(server: LiveServer, token: str, attempts: list[Attempt]) -> None:

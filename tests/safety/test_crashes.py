@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from giftledger.storage.migrate import head_revision
-from tests.safety.crash_stream import Stream, check_after_restart
+from tests.safety.crash_stream import Stream, check_after_restart, kill_during_traffic
 from tests.safety.helpers import (
     HeldLock,
     execute_sql,
@@ -42,17 +42,14 @@ def test_kill_9_during_till_traffic_loses_and_half_writes_nothing_and_leaves_no_
     checked = 0
     try:
         for cycle in range(KILLS):
-            stop = threading.Event()
-            tills = [threading.Thread(target=stream.run_till, args=(server, n, stop)) for n in range(TILLS)]
-            for thread in tills:
-                thread.start()
-            target = stream.ok_count() + rng.randint(2, 25)
-            wait_for(lambda: stream.ok_count() >= target, 60, "till traffic")  # noqa: B023 (used at once)
-            server.process.send_signal(signal.SIGKILL)
-            server.process.wait(10)
-            for thread in tills:
-                thread.join(30)
-            server = start_safety_server(database_url, tmp_path)
+            server = kill_during_traffic(
+                stream,
+                server,
+                lambda: start_safety_server(database_url, tmp_path),
+                tills=TILLS,
+                more=rng.randint(2, 25),
+                within=60,
+            )
             verify_ledger(database_url, account.account_id)
             # every accepted movement committed with its audit record, whenever the kill came
             assert unrecorded_movements(database_url, account.account_id) == {
