@@ -3,13 +3,17 @@ no till ever sees "database is locked", and `ledger verify` passes afterwards (t
 
 from __future__ import annotations
 
+import asyncio
 import random
 from collections import Counter
+from dataclasses import replace
 from typing import Any
 
+import asyncpg  # type: ignore[import-untyped]
+import httpx
 import pytest
 
-from tests.safety.helpers import NEGATIVE, Reply, execute_sql, post_concurrently
+from tests.safety.helpers import DUPLICATE, NEGATIVE, Reply, execute_sql, post_concurrently
 from tests.safety.tills import adjustment, balance, new_card, reversal, sale, sell_new, send
 from tests.support import Api, Demo, LiveServer, snapshot, unchanged
 
@@ -144,3 +148,64 @@ def test_concurrent_sales_of_the_same_stock_card_sell_it_once(
         str({"order_items.0.card_reference": ["This card has already been sold."]})
     }
     assert balance(till, card) == 100
+
+
+@pytest.mark.parametrize("value", [-400, 300], ids=["redemption", "top-up"])
+def test_a_reference_another_request_takes_while_an_adjustment_runs_is_refused_as_a_duplicate(
+    safety_server: LiveServer, account: Demo, till: Api, value: int
+) -> None:
+    """Another request inserts the same merchant_transaction_reference after the adjustment's statement
+    checked it and before it inserts its own: the statement waits on the other, then the unique constraint
+    refuses it. The till gets the reply a plain reused reference gets, and the card is untouched."""
+    card, _ = sell_new(till, account, 1000)
+    reference = f"race-{new_card()}"
+    request = adjustment(account, card, value, reference)
+    before = snapshot(safety_server.database_url, account.account_id)
+
+    async def race() -> httpx.Response:
+        other = await asyncpg.connect(safety_server.database_url, timeout=5)
+        watcher = await asyncpg.connect(safety_server.database_url, timeout=5)  # outside `other`'s transaction,
+        try:  # whose view of pg_stat_activity stays as it was when first read
+            taking = other.transaction()
+            await taking.start()
+            await other.execute(
+                "INSERT INTO transactions (account_id, merchant_id, merchant_transaction_reference, kind,"
+                " created_at) VALUES ($1, $2, $3, 'adjustment', now())",
+                account.account_id,
+                account.merchant_id,
+                reference,
+            )
+            headers = {"Authorization": f"Bearer {till.token}"}
+            async with httpx.AsyncClient(timeout=30, headers=headers) as client:
+                reply = asyncio.create_task(client.post(safety_server.graphql_url, json=request))
+                for _ in range(400):  # until the adjustment waits on the other request's reference
+                    waiting = await watcher.fetchval(
+                        "SELECT count(*) FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))",
+                        other.get_server_pid(),
+                    )
+                    if waiting or reply.done():
+                        break
+                    await asyncio.sleep(0.025)
+                assert waiting == 1, "the adjustment never waited on the other request's reference"
+                await taking.commit()
+                return await reply
+        finally:
+            await other.close()
+            await watcher.close()
+
+    response = asyncio.run(race())
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["data"] == {"createBalanceAdjustment": None}
+    [error] = body["errors"]
+    assert error["message"] == DUPLICATE
+    assert error["extensions"] == {
+        "code": "DUPLICATE_REFERENCE",
+        "merchant_transaction_reference": reference,
+        "line_item_ids": [],  # the other request's transaction has no line items
+    }
+    assert send(till, request) == body  # the same reply as a reference reused once the other had committed
+    assert snapshot(safety_server.database_url, account.account_id) == replace(
+        before, transactions=before.transactions + 1
+    )  # the other request's transaction only
+    assert balance(till, card) == 1000

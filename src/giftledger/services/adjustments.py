@@ -9,7 +9,6 @@ from giftledger.domain.errors import (
     REQUIRED,
     BalanceLimitExceeded,
     CardNotFound,
-    DuplicateReference,
     Forbidden,
     NegativeBalance,
     SiteNotRecognised,
@@ -21,10 +20,12 @@ from giftledger.domain.validation import MAX_AMOUNT, Problems
 from giftledger.services import guessing
 from giftledger.services.audit.recording import Audit, clean_detail, mask_card
 from giftledger.services.context import Principal, Services
+from giftledger.services.ledger import duplicate_reference, refusal_for
 from giftledger.services.till import check_currency, check_merchant
 from giftledger.services.views import AdjustmentView, CardView, LineItemView
 from giftledger.storage.clock import utcnow
-from giftledger.storage.tills import Recorded, ReferenceTaken, TillStatements
+from giftledger.storage.database import ConstraintBroken
+from giftledger.storage.tills import Recorded, TillStatements
 
 
 @dataclass(frozen=True)
@@ -75,16 +76,19 @@ async def adjust_balance(
             now=now,
             recorded=_recorded(principal, audit, reference),
         )
-    except ReferenceTaken:  # only inserted once everything, the caller included, allowed it
-        done = None
-    if done is not None and not done.caller_live:
+    except ConstraintBroken as broken:  # the reference, taken meanwhile (the statement inserts it only once
+        # everything, the caller included, allowed the change)
+        raise await refusal_for(
+            services, principal, broken, merchant_id=request.merchant_id, reference=tx_reference
+        ) from broken
+    if not done.caller_live:
         raise Unauthorized()
-    if done is not None and done.site_id is None:
+    if done.site_id is None:
         raise SiteNotRecognised()
-    if done is None or done.reference_used:
+    if done.reference_used:
         assert tx_reference is not None
-        ids = await statements.ids_for_reference(principal.account_id, request.merchant_id, tx_reference)
-        raise DuplicateReference(tx_reference, ids)
+        async with services.unit_of_work(principal) as uow:
+            raise await duplicate_reference(uow, request.merchant_id, tx_reference)
     guessing.ensure_not_paused(services.settings, principal, done.misses, now)
     if not done.card_active:
         await guessing.record_miss(services, principal)

@@ -36,6 +36,12 @@ async def post(uow: UnitOfWork, transaction_id: int, actor: Actor, entry: Entry)
     return posted.line_item_id
 
 
+async def duplicate_reference(uow: UnitOfWork, merchant_id: int | None, reference: str) -> DuplicateReference:
+    """The refusal of a merchant_transaction_reference used before: it names the line items of the transaction
+    that used it."""
+    return DuplicateReference(reference, await uow.ledger.ids_for_reference(merchant_id, reference) or [])
+
+
 async def refusal_for(
     services: Services,
     principal: Principal,
@@ -49,8 +55,7 @@ async def refusal_for(
     when it means nothing the caller can act on)."""
     if broken.constraint == REFERENCE_TAKEN and reference is not None:
         async with services.unit_of_work(principal) as uow:
-            ids = await uow.ledger.ids_for_reference(merchant_id, reference)
-        return DuplicateReference(reference, ids or [])
+            return await duplicate_reference(uow, merchant_id, reference)
     if broken.constraint == REVERSED_TWICE and reversing is not None:
         return AlreadyReversed(reversing[0] if len(reversing) == 1 else 0)
     if broken.constraint == BELOW_ZERO:

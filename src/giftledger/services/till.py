@@ -6,11 +6,11 @@ from giftledger.domain.catalogue import currency_code
 from giftledger.domain.errors import (
     NOT_EXPECTED,
     REQUIRED,
-    DuplicateReference,
     SiteNotRecognised,
 )
 from giftledger.domain.validation import Problems
 from giftledger.services.context import Principal, Services
+from giftledger.services.ledger import duplicate_reference
 from giftledger.storage.ledger import Actor
 from giftledger.storage.people import Directory
 from giftledger.storage.unit_of_work import UnitOfWork
@@ -60,5 +60,5 @@ async def open_till(
     if site_id is None:
         raise SiteNotRecognised()
     if used and reference is not None:
-        raise DuplicateReference(reference, await uow.ledger.ids_for_reference(merchant_id, reference) or [])
+        raise await duplicate_reference(uow, merchant_id, reference)
     return Actor(api_user_id=principal.api_user_id, user_id=principal.user_id, merchant_id=merchant_id, site_id=site_id)

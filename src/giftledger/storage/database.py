@@ -12,7 +12,8 @@ No pre-ping on checkout (a round trip on every request): a pooled connection the
 `checkout` event; one that breaks during a statement is closed, and the caller is told to retry.
 
 Failures to reach the database (connection lost, server down or starting, pool exhausted, timeouts,
-serialization failures) become `Retryable`: the transaction is gone and nothing was applied."""
+serialization failures) become `Retryable`: the transaction is gone and nothing was applied. A write that
+breaks a constraint becomes `ConstraintBroken`, naming it. Both ways in say the same."""
 
 from __future__ import annotations
 
@@ -38,9 +39,6 @@ CONNECT_TIMEOUT_S = 5.0  # connecting, or waiting for a busy pool: then the call
 # serialization failures and deadlocks.
 RETRYABLE_SQLSTATES = ("08", "57P01", "57P02", "57P03", "53300", "55P03", "57014", "40001", "40P01")
 
-# What a statement may raise besides `Retryable` (a refused write, a bad value), on either way in.
-DATABASE_ERRORS: tuple[type[Exception], ...] = (asyncpg.PostgresError, asyncpg.InterfaceError, DBAPIError)
-
 
 class ConstraintBroken(Exception):
     """A write broke the named constraint (nothing was applied): most often a race that another request won,
@@ -49,6 +47,15 @@ class ConstraintBroken(Exception):
     def __init__(self, constraint: str) -> None:
         super().__init__(constraint)
         self.constraint = constraint
+
+
+# What a statement may raise besides `Retryable` (a refused write, a bad value), on either way in.
+DATABASE_ERRORS: tuple[type[Exception], ...] = (
+    ConstraintBroken,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    DBAPIError,
+)
 
 
 def session_settings(statement_timeout_ms: int) -> dict[str, str]:
@@ -150,11 +157,14 @@ def _refuse_closed(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
 def _give_back_after(pooled: PoolProxiedConnection, conn: asyncpg.Connection, error: BaseException) -> NoReturn:
     """After a statement failed on `pooled`: when the server answered with an error, the connection is as good
     as before and goes back; anything else (lost, cancelled or timed out mid-statement) leaves it in a state
-    nobody knows: it is closed. Then the error, or `Retryable` when the database could not do the work."""
+    nobody knows: it is closed. Then `ConstraintBroken` for a broken constraint, `Retryable` when the database
+    could not do the work, or else the error itself."""
     if isinstance(error, asyncpg.PostgresError) and not conn.is_closed() and not conn.is_in_transaction():
         pooled.close()
     else:
         pooled.invalidate()
+    if isinstance(error, asyncpg.IntegrityConstraintViolationError):
+        raise ConstraintBroken(error.constraint_name or str(error)) from error
     if isinstance(error, Exception) and is_unavailable(error):
         raise Retryable() from error
     raise error

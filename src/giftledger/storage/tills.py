@@ -15,8 +15,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import asyncpg
-
 from giftledger.domain.ledger import LineItemType
 from giftledger.domain.records import CardRow, ContactRow, LineItemRow
 from giftledger.storage.callers import Credential, caller_statement
@@ -141,14 +139,6 @@ LEFT JOIN merchants ON merchants.id = $2
 {_CARD_JOINS.format(c="moved")}
 """
 
-_IDS_FOR_REFERENCE = """
-SELECT line_items.id
-FROM transactions JOIN line_items ON line_items.account_id = $1 AND line_items.transaction_id = transactions.id
-WHERE transactions.account_id = $1 AND transactions.merchant_id = $2
-  AND transactions.merchant_transaction_reference = $3
-ORDER BY line_items.id
-"""
-
 # $1 account, $2 merchant, $3 merchant_transaction_reference, $4 limit, $5 offset, $6-$8 the caller's
 # credential (see CALLER). {merchant}: the POS merchant's own references (an API user), or any merchant's (a
 # dashboard user). Two statements, not `($2 IS NULL OR merchant_id = $2)`: a prepared statement's generic plan
@@ -192,10 +182,6 @@ def _line_items(merchant: str) -> str:
 
 _LINE_ITEMS_OF_MERCHANT = _line_items("transactions.merchant_id = $2")
 _LINE_ITEMS_OF_ANY_MERCHANT = _line_items("$2::bigint IS NULL")
-
-
-class ReferenceTaken(Exception):
-    """Another request used this merchant_transaction_reference between the check and the insert."""
 
 
 @dataclass(frozen=True)
@@ -324,41 +310,37 @@ class TillStatements:
         recorded: Recorded | None = None,
     ) -> Adjustment:
         """A redemption (value < 0) or a top-up (value > 0) in one statement (see the module's docstring).
-        Raises `ReferenceTaken` when another request inserted the same reference meanwhile."""
+        Raises `ConstraintBroken` (uq_transactions_reference) when another request inserted the same reference
+        meanwhile."""
         credential = caller.credential
         kind = LineItemType.REDEMPTION if value < 0 else LineItemType.TOP_UP
         api_user_id = credential.id if credential.kind == "api_user" else None
         user_id = credential.id if credential.kind == "user" else None
-        try:
-            row = await self._db.fetchrow(
-                _ADJUST,
-                credential.account_id,
-                merchant_id,
-                epos_reference,
-                reference,
-                card_reference,
-                currency,
-                value,
-                int(kind),
-                api_user_id,
-                user_id,
-                now,
-                caller.subject,
-                caller.client_address,
-                caller.misses_since,
-                caller.caller_limit,
-                caller.address_limit,
-                *credential.parameters,
-                *(
-                    (recorded.operation, recorded.actor_name, recorded.card, recorded.client_address, recorded.detail)
-                    if recorded is not None
-                    else (None,) * 5
-                ),
-            )
-        except asyncpg.UniqueViolationError as error:
-            if error.constraint_name == "uq_transactions_reference":
-                raise ReferenceTaken() from error
-            raise
+        row = await self._db.fetchrow(
+            _ADJUST,
+            credential.account_id,
+            merchant_id,
+            epos_reference,
+            reference,
+            card_reference,
+            currency,
+            value,
+            int(kind),
+            api_user_id,
+            user_id,
+            now,
+            caller.subject,
+            caller.client_address,
+            caller.misses_since,
+            caller.caller_limit,
+            caller.address_limit,
+            *credential.parameters,
+            *(
+                (recorded.operation, recorded.actor_name, recorded.card, recorded.client_address, recorded.detail)
+                if recorded is not None
+                else (None,) * 5
+            ),
+        )
         assert row is not None  # the statement always returns its one row
         item: LineItemRow | None = None
         card = None
@@ -395,11 +377,6 @@ class TillStatements:
             line_item=item,
             card=card,
         )
-
-    async def ids_for_reference(self, account_id: int, merchant_id: int, reference: str) -> list[int]:
-        """The line items of the transaction that used `reference`."""
-        rows = await self._db.fetch(_IDS_FOR_REFERENCE, account_id, merchant_id, reference)
-        return [int(r["id"]) for r in rows]
 
     async def line_items_by_reference(
         self, credential: Credential, merchant_id: int | None, reference: str, *, limit: int, offset: int
