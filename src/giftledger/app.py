@@ -94,6 +94,7 @@ def create_app(settings: Settings) -> Starlette:
     app = Starlette(
         routes=[
             Route("/graphql", graphql.handle, methods=["GET", "POST"]),
+            graphql.explorer.files_route(),  # the files GraphiQL loads, under /graphiql
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             *dashboard_routes(services),

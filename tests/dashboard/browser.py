@@ -74,12 +74,16 @@ class Dashboard:
     def close(self) -> None:
         self.context.close()
 
-    def log_in(self, email: str, password: str) -> None:
+    def log_in(self, email: str, password: str, *, account_id: int | None = None) -> None:
+        """Sign in; a person in several accounts then chooses `account_id` on the account chooser."""
         page = self.page
         page.goto("/login")
         page.get_by_label("Email").fill(email)
         page.get_by_label("Password").fill(password)
         page.get_by_role("button", name="Log in").click()
+        if account_id is not None:
+            page.wait_for_url(re.compile(r".*/accounts\?next=%2F$"))
+            page.locator(f'button[data-account-id="{account_id}"]').click()
         page.wait_for_url(re.compile(r".*/$"))
 
     def nav(self, label: str) -> None:

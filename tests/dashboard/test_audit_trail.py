@@ -141,8 +141,13 @@ async def test_every_kind_of_accepted_change_writes_one_exact_record(
 
     gina_email = f"gina-{uuid.uuid4().hex[:8]}@example.com"  # logins are global: a fresh person
     invited = await web.post("/settings/team", {"name": "Gina", "email": gina_email, "role": "guest_service"})
-    initial = re.search(r'data-testid="invite-password">([^<]+)<', invited.text)
-    assert initial
+    link = re.search(r'data-testid="invite-link">http://dashboard\.test/invitations/([^<]+)<', invited.text)
+    assert link
+    [invitation] = await team.pending_invitations(services, setup.operator(demo.account_id))
+    gina_web = Web(app)
+    await gina_web.get(f"/invitations/{link.group(1)}")
+    accepted = await gina_web.post(f"/invitations/{link.group(1)}", {"password": "gina-chose-this", "name": "Gina"})
+    assert accepted.status_code == 303
     gina = next(m for m in await team_of(services, demo) if m[1] == gina_email)[0]
     await web.post(f"/settings/team/{gina}/role", {"role": "foh_staff"})
     await web.post(f"/settings/team/{gina}/remove")
@@ -229,8 +234,9 @@ async def test_every_kind_of_accepted_change_writes_one_exact_record(
             None,
             None,
             None,
-            {"email": gina_email, "name": "Gina", "role": "guest_service", "user_id": gina},
+            {"email": gina_email, "name": "Gina", "role": "guest_service", "invitation_id": invitation.id},
         ),
+        ("dashboard.invitation.accept", "accepted", None, None, None, None),
         (
             "dashboard.team.change_role",
             "accepted",
@@ -266,9 +272,16 @@ async def test_every_kind_of_accepted_change_writes_one_exact_record(
         ("dashboard.password.change", "accepted", None, None, None, None),
         ("dashboard.logout", "accepted", None, None, None, None),
     ]
-    assert_by(events, owner, demo.account_id, started)
+    [joining] = [e for e in events if e.operation == "dashboard.invitation.accept"]
+    assert (joining.actor_kind, joining.actor_id, joining.actor_name, joining.client_address) == (
+        "user",
+        gina,
+        gina_email,
+        gina_web.address,
+    )
+    assert_by([e for e in events if e is not joining], owner, demo.account_id, started)
     everything = repr(events)
-    for secret in (PASSWORD, new_password, api_password.group(1), initial.group(1), card, web.csrf or "?"):
+    for secret in (PASSWORD, new_password, api_password.group(1), link.group(1), card, web.csrf or "?"):
         assert secret not in everything
 
 
@@ -399,9 +412,10 @@ def post_routes(services: Services) -> list[str]:
 
 
 # POST forms that change nothing: finding a card (its misses are counted, and a pause is recorded, by the
-# guessing throttle) and confirming one noted an API user's password. Logging in (no session yet) is tested
-# on its own.
-READS = {"/cards", "/settings/integrations/{merchant_id}/api-users/noted"}
+# guessing throttle) and confirming one noted an API user's password; and the forms of a browser that acts on
+# no account yet, which name no account to record in: logging in, choosing an account (here an empty form) and
+# accepting an invitation (here an unknown link), each tested on its own.
+READS = {"/cards", "/settings/integrations/{merchant_id}/api-users/noted", "/accounts", "/invitations/{link}"}
 ADJUSTMENT = {"direction": "credit", "value": "5.00", "site_id": "1", "reason": "x"}
 
 
@@ -419,9 +433,11 @@ async def test_every_form_writes_exactly_one_record_even_when_refused(
         "modifier_id": demo.price_modifier_ids[0],
         "card_id": order.line_items[0].card.card.id,
         "line_item_id": order.line_items[0].item.id,
+        "invitation_id": 987654321,
+        "link": "no-such-link",
     }
     paths = post_routes(services)
-    assert "/login" in paths and "/logout" in paths and len(paths) == 20
+    assert "/login" in paths and "/logout" in paths and len(paths) == 23
     before = await settings_state(services, demo)
     seen: dict[str, list[tuple[str, str, str | None]]] = {}
     with unchanged(database_url, demo.account_id):
@@ -459,6 +475,9 @@ async def test_every_form_writes_exactly_one_record_even_when_refused(
         ],
         "/settings/integrations/{merchant_id}/site-mapping": [("dashboard.site_mapping.save", "refused", "FORBIDDEN")],
         "/settings/team": [("dashboard.team.invite", "refused", "FORBIDDEN")],
+        "/settings/team/invitations/{invitation_id}/cancel": [
+            ("dashboard.team.cancel_invitation", "refused", "FORBIDDEN")
+        ],
         "/settings/team/{user_id}/role": [("dashboard.team.change_role", "refused", "FORBIDDEN")],
         "/settings/team/{user_id}/remove": [("dashboard.team.remove", "refused", "FORBIDDEN")],
     }
@@ -480,9 +499,21 @@ async def test_switching_account_is_recorded_in_the_account_switched_to(
         services, setup.operator(other.account_id), email=manager.name, name="M", role="store_manager", password=""
     )
     web = Web(app)
-    await web.log_in(manager.name, PASSWORD)
     marker = await latest_id(services)
+    await web.log_in(manager.name, PASSWORD)  # in two accounts: nothing recorded until one is chosen
+    assert await records(services, demo.account_id, marker) == await records(services, other.account_id, marker) == []
     here, there = sorted((demo.account_id, other.account_id))
+    chosen = await web.post("/accounts", {"action": "choose", "account_id": str(here), "next": "/"})
+    assert chosen.headers["location"] == "/"
+    [login] = await records(services, here, marker)
+    assert (login.operation, login.outcome, login.actor_id, login.client_address) == (
+        "dashboard.login",
+        "accepted",
+        manager.id,
+        web.address,
+    )
+    marker = await latest_id(services)
+    await web.get("/")
     refused = await web.post("/account", {"account_id": str(stranger.account_id)})
     assert refused.status_code == 403
     assert (await web.post("/account", {"account_id": str(there)})).headers["location"] == "/?done=switched"

@@ -3,13 +3,17 @@ every form, validation messages next to their fields, and what the pages show.""
 
 from __future__ import annotations
 
+import html
 import re
 
 import httpx
 from starlette.applications import Starlette
+from starlette.routing import Route
 
+from giftledger.dashboard import dashboard_routes
 from giftledger.domain.catalogue import POINTONE, POLARIS
 from giftledger.domain.permissions import Role
+from giftledger.security_headers import DASHBOARD_HEADERS
 from giftledger.services import account_settings, card_admin, setup
 from giftledger.services.access import LOGIN_THROTTLED, log_in
 from giftledger.services.adjustments import AdjustmentRequest, adjust_balance
@@ -75,6 +79,35 @@ async def test_login_sets_a_hardened_session_cookie(app: Starlette, services: Se
     await secure.get("/login")
     response = await secure.post("/login", {"email": demo.owner_email, "password": demo.owner_password})
     assert "Secure" in cookie_header(response, "gl_session")
+
+
+async def test_every_dashboard_response_carries_its_policy(app: Starlette, services: Services, demo: Demo) -> None:
+    """Every page a signed-in person can open without an id in its path, and the login page, redirects, a
+    refused form and a missing page: each carries the dashboard's Content-Security-Policy (no script at all) and
+    the other hardening headers, and no page holds a script (tests/security/test_content_security.py checks
+    the templates themselves)."""
+    pages = sorted(
+        route.path
+        for route in dashboard_routes(services)
+        if isinstance(route, Route) and "GET" in (route.methods or ()) and "{" not in route.path
+    )
+    assert {"/", "/cards", "/reports", "/settings/sites", "/login"} <= set(pages)
+    anonymous = Web(app)
+    responses = {"GET /login": await anonymous.get("/login"), "GET /cards signed out": await anonymous.get("/cards")}
+    web = await owner_web(app, services, demo)
+    for path in pages:
+        responses[f"GET {path}"] = await web.get(path)
+    responses["GET a missing card"] = await web.get("/cards/999999999")
+    responses["POST without its CSRF token"] = await web.post("/settings/sites", {"name": "x"}, csrf=False)
+    responses["POST /logout"] = await web.post("/logout")
+    assert responses["GET a missing card"].status_code == 404
+    assert responses["POST without its CSRF token"].status_code == 403
+    for label, response in responses.items():
+        assert response.status_code < 500, label
+        for name, value in DASHBOARD_HEADERS.items():
+            assert response.headers.get(name) == value, f"{label}: {name}"
+        if response.headers.get("content-type", "").startswith("text/html"):
+            assert "<script" not in response.text, label
 
 
 async def test_login_refusals_do_not_say_whether_the_email_exists(app: Starlette, demo: Demo) -> None:
@@ -416,29 +449,61 @@ async def test_orders_reports_and_export_pages(app: Starlette, services: Service
     assert export.text.count("\r\n") == 1
 
 
-async def test_team_invitation_shows_the_initial_password_once(app: Starlette, services: Services, demo: Demo) -> None:
+async def test_team_invitation_gives_a_link_and_the_person_joins_by_accepting(
+    app: Starlette, services: Services, demo: Demo
+) -> None:
     web = await owner_web(app, services, demo)
     response = await web.post(
-        "/settings/team", {"name": "Gina Guest", "email": "gina@example.com", "role": "guest_service"}
+        "/settings/team", {"name": "Gina Guest", "email": "Gina@example.com", "role": "guest_service"}
     )
     assert response.status_code == 200
-    password = re.search(r'data-testid="invite-password">([^<]+)<', response.text)
-    assert password
+    link = re.search(
+        r'data-testid="invite-link">http://dashboard\.test(/invitations/[A-Za-z0-9_-]{43})<', response.text
+    )
+    assert link
     team_page = await web.get("/settings/team")
-    assert password.group(1) not in team_page.text
-    assert ["Gina Guest", "gina@example.com"] in [row[:2] for row in rows(team_page.text, "members")]
+    assert link.group(1) not in team_page.text
+    assert "gina@example.com" not in [row[1] for row in rows(team_page.text, "members")]
+    assert [row[:3] for row in rows(team_page.text, "invitations")] == [
+        ["Gina Guest", "gina@example.com", "Guest Service"]
+    ]
     permissions = rows(team_page.text, "permissions")
     assert permissions[0] == ["Find cards, see balances and history", "✓", "✓", "✓", "✓", "✓", "✓"]
+
     gina = Web(app)
-    assert (await gina.log_in("gina@example.com", password.group(1))).status_code == 303
-    assert "Guest Service" in text_of((await gina.get("/")).text)
+    shown = await gina.get(link.group(1))
+    assert shown.status_code == 200
+    assert f"Join {demo_account_name(team_page.text)}" in text_of(shown.text)
+    short = await gina.post(link.group(1), {"password": "short", "name": "Gina G"})
+    assert (short.status_code, field_error(short.text, "password")) == (400, "Must be at least 10 characters.")
+    assert await gina.get("/") and (await gina.http.get("/")).status_code == 303  # not signed in
+    after_refusal = await web.get("/settings/team")
+    assert rows(after_refusal.text, "invitations") == rows(team_page.text, "invitations")
+    assert rows(after_refusal.text, "members") == rows(team_page.text, "members")
+
+    await gina.get(link.group(1))
+    accepted = await gina.post(link.group(1), {"password": "gina-chose-this", "name": "Gina G"})
+    assert (accepted.status_code, accepted.headers["location"]) == (303, "/?done=invitation-accepted")
+    home = await gina.get("/?done=invitation-accepted")
+    assert "Invitation accepted" in text_of(home.text) and "Guest Service" in text_of(home.text)
+    joined = await web.get("/settings/team")
+    assert ["Gina G", "gina@example.com"] in [row[:2] for row in rows(joined.text, "members")]
+    assert "Pending invitations" not in joined.text
+    assert (await Web(app).get(link.group(1))).status_code == 404  # used up
+    assert (await Web(app).log_in("gina@example.com", "gina-chose-this")).status_code == 303
 
     duplicate = await web.post("/settings/team", {"name": "Gina", "email": "GINA@example.com", "role": "foh_staff"})
     assert duplicate.status_code == 409
     assert field_error(duplicate.text, "email") == "This person is already a member of the account."
 
 
-async def test_a_member_of_two_accounts_switches_in_the_sidebar(
+def demo_account_name(page: str) -> str:
+    found = re.search(r'<h2 id="account-heading" class="account-name">([^<]+)<', page)
+    assert found
+    return html.unescape(found.group(1))
+
+
+async def test_a_member_of_two_accounts_chooses_then_switches_in_the_sidebar(
     app: Starlette, services: Services, demo: Demo, database_url: str
 ) -> None:
     other: Demo = off_loop(new_demo, database_url)
@@ -447,17 +512,28 @@ async def test_a_member_of_two_accounts_switches_in_the_sidebar(
         services, setup.operator(other.account_id), email=manager.name, name="x", role="store_owner", password=""
     )
     web = Web(app)
-    await web.log_in(manager.name, PASSWORD)
-    first = await web.get("/")
-    shown = re.search(r'data-testid="account-id">(\d+)<', first.text)
-    assert shown and int(shown.group(1)) == min(demo.account_id, other.account_id)
-    target = max(demo.account_id, other.account_id)
-    response = await web.post("/account", {"account_id": str(target)})
+    signed_in = await web.log_in(manager.name, PASSWORD)
+    assert signed_in.headers["location"] == "/accounts?next=%2F"
+    for path in ("/", "/cards", "/login"):  # no account is acted on before one is chosen
+        waiting = await web.http.get(path)
+        assert (waiting.status_code, waiting.headers["location"].split("?")[0]) == (303, "/accounts")
+    chooser = await web.get("/accounts?next=%2Fcards")
+    offered = sorted(int(i) for i in re.findall(r'data-account-id="(\d+)"', chooser.text))
+    assert offered == sorted([demo.account_id, other.account_id])
+    stranger: Demo = off_loop(new_demo, database_url)
+    refused = await web.post("/accounts", {"action": "choose", "account_id": str(stranger.account_id), "next": "/"})
+    assert refused.status_code == 403
+    assert (await web.http.get("/")).headers["location"] == "/accounts?next=%2F"
+    chosen = await web.post("/accounts", {"action": "choose", "account_id": str(other.account_id), "next": "/cards"})
+    assert chosen.headers["location"] == "/cards"
+    page = await web.get("/")
+    shown = re.search(r'data-testid="account-id">(\d+)<', page.text)
+    assert shown and int(shown.group(1)) == other.account_id
+    response = await web.post("/account", {"account_id": str(demo.account_id)})
     assert response.headers["location"] == "/?done=switched"
     page = await web.get("/")
     shown = re.search(r'data-testid="account-id">(\d+)<', page.text)
-    assert shown and int(shown.group(1)) == target
-    stranger: Demo = off_loop(new_demo, database_url)
+    assert shown and int(shown.group(1)) == demo.account_id
     refused = await web.post("/account", {"account_id": str(stranger.account_id)})
     assert refused.status_code == 403
 

@@ -11,7 +11,7 @@ from sqlalchemy import update
 from giftledger.domain.catalogue import POINTONE, POLARIS
 from giftledger.domain.errors import Conflict, Forbidden, NotFound, Unauthorized, ValidationFailed
 from giftledger.domain.permissions import TEAM_ROLES, Role
-from giftledger.services import account_settings, dashboard_sessions, setup, team
+from giftledger.services import account_settings, dashboard_sessions, invitations, setup, team
 from giftledger.services.access import LOGIN_REFUSED
 from giftledger.services.context import Services, operator
 from giftledger.storage.clock import utcnow
@@ -89,7 +89,7 @@ async def test_wrong_password_and_unknown_email_are_refused_alike(services: Serv
         )
 
 
-async def test_switching_between_accounts(services: Services, demo: Demo, database_url: str) -> None:
+async def test_a_person_in_several_accounts_chooses_one(services: Services, demo: Demo, database_url: str) -> None:
     other: Demo = off_loop(new_demo, database_url)
     manager = await person(services, demo, Role.STORE_MANAGER)
     await setup.add_team_member(
@@ -97,21 +97,30 @@ async def test_switching_between_accounts(services: Services, demo: Demo, databa
     )
     stranger = off_loop(new_demo, database_url)
     token = await sign_in(services, manager.name)
-    session = await dashboard_sessions.open_session(services, token)
-    assert session is not None
-    assert sorted(session.accounts) == sorted([demo.account_id, other.account_id])
-    assert session.principal.account_id == min(demo.account_id, other.account_id)
+    # signed in, but acting on no account until one is chosen (never "the lowest id")
+    assert await dashboard_sessions.open_session(services, token) is None
+    choice = await dashboard_sessions.account_choice(services, token)
+    assert choice is not None
+    assert (choice.user_id, choice.chosen, sorted(choice.accounts), choice.invitations) == (
+        manager.id,
+        None,
+        sorted([demo.account_id, other.account_id]),
+        [],
+    )
 
     with pytest.raises(Forbidden):
-        await dashboard_sessions.switch_account(services, session, stranger.account_id)
-    unchanged = await dashboard_sessions.open_session(services, token)
-    assert unchanged is not None and unchanged.principal.account_id == session.principal.account_id
+        await dashboard_sessions.choose_account(services, choice.session_id, manager.id, stranger.account_id)
+    assert await dashboard_sessions.open_session(services, token) is None
 
-    await dashboard_sessions.switch_account(services, session, other.account_id)
+    await dashboard_sessions.choose_account(services, choice.session_id, manager.id, other.account_id)
     switched = await dashboard_sessions.open_session(services, token)
     assert switched is not None
     assert (switched.principal.account_id, switched.principal.role) == (other.account_id, Role.FOH_STAFF)
-    await dashboard_sessions.switch_account(services, switched, demo.account_id)
+    with pytest.raises(Forbidden):
+        await dashboard_sessions.choose_account(services, switched.session_id, manager.id, stranger.account_id)
+    unchanged = await dashboard_sessions.open_session(services, token)
+    assert unchanged is not None and unchanged.principal.account_id == other.account_id
+    await dashboard_sessions.choose_account(services, switched.session_id, manager.id, demo.account_id)
     back = await dashboard_sessions.open_session(services, token)
     assert back is not None and (back.principal.account_id, back.principal.role) == (
         demo.account_id,
@@ -119,6 +128,7 @@ async def test_switching_between_accounts(services: Services, demo: Demo, databa
     )
     await dashboard_sessions.end_session(services, back)
     assert await dashboard_sessions.open_session(services, token) is None
+    assert await dashboard_sessions.account_choice(services, token) is None
 
 
 async def test_changing_password_ends_the_other_sessions(services: Services, demo: Demo) -> None:
@@ -146,23 +156,23 @@ async def test_inviting_people_with_each_role(services: Services, demo: Demo, da
     for role in TEAM_ROLES:
         email = f"new-{role.value}-{owner.id}@Example.com"
         invitation = await team.invite_member(services, owner, email=email, name=f"New {role.label}", role=role.value)
-        assert (invitation.email, invitation.role) == (email.lower(), role)
-        assert invitation.initial_password is not None and len(invitation.initial_password) == 16
-        token = await sign_in(services, email, invitation.initial_password)
-        session = await dashboard_sessions.open_session(services, token)
-        assert session is not None and session.principal.role is role
+        assert (invitation.email, invitation.name, invitation.role) == (email.lower(), f"New {role.label}", role)
+        assert invitation.link_token is not None and len(invitation.link_token) == 43
+        joined = await invitations.accept_by_link(
+            services, invitation.link_token, password="chosen-by-them", name="Their Name", client_address="browser"
+        )
+        session = await dashboard_sessions.open_session(services, joined.session_token)
+        assert session is not None and (session.principal.role, session.user_name) == (role, "Their Name")
+        assert await sign_in(services, email, "chosen-by-them")
     members = await team.team_members(services, owner)
     assert sorted(m.role.value for m in members) == sorted([Role.STORE_OWNER.value] * 2 + [r.value for r in TEAM_ROLES])
+    assert await team.pending_invitations(services, owner) == []
 
-    # someone with a login elsewhere joins with their own password (none is shown)
     other: Demo = off_loop(new_demo, database_url)
     existing = await person(services, other, Role.STORE_OWNER)
-    joined = await team.invite_member(services, owner, email=existing.name, name="Ignored", role="guest_service")
-    assert (joined.user_id, joined.initial_password, joined.role) == (existing.id, None, Role.GUEST_SERVICE)
-    assert await sign_in(services, existing.name)
-
-    with pytest.raises(Conflict):
-        await team.invite_member(services, owner, email=existing.name, name="Again", role="foh_staff")
+    await team.invite_member(services, owner, email=existing.name, name="Pending", role="guest_service")
+    with pytest.raises(Conflict):  # a member of this account already
+        await team.invite_member(services, owner, email=members[0].email, name="Again", role="foh_staff")
     with pytest.raises(ValidationFailed) as error:
         await team.invite_member(services, owner, email="not-an-email", name=" ", role="api_user")
     assert error.value.fields == {
@@ -180,7 +190,8 @@ async def test_inviting_people_with_each_role(services: Services, demo: Demo, da
             await team.change_role(services, principal, principal.id, "store_owner")
         with pytest.raises(Forbidden):
             await team.remove_member(services, principal, owner.id)
-    assert len(await team.team_members(services, owner)) == len(members) + 1 + 5
+    assert len(await team.team_members(services, owner)) == len(members) + 5
+    assert [(i.email, i.name) for i in await team.pending_invitations(services, owner)] == [(existing.name, "Pending")]
 
 
 async def test_the_account_keeps_a_store_owner(services: Services, demo: Demo) -> None:

@@ -47,8 +47,8 @@ class Web:
     async def log_in(self, email: str, password: str) -> httpx.Response:
         await self.get("/login")
         response = await self.post("/login", {"email": email, "password": password})
-        if response.status_code == 303:
-            await self.get("/")
+        if response.status_code == 303:  # the page asked for, or the account chooser
+            await self.get(response.headers["location"])
         return response
 
 

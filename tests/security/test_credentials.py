@@ -205,22 +205,26 @@ def test_resetting_an_api_password_revokes_its_tokens_at_once(server: LiveServer
 def test_removing_a_team_member_revokes_their_tokens_at_once(server: LiveServer, demo: Demo) -> None:
     email = f"staff-{uuid.uuid4().hex[:8]}@example.com"
 
-    async def invite(services: Services) -> team.Invitation:
-        return await team.invite_member(
-            services, operator(demo.account_id), email=email, name="Till Staff", role=Role.FOH_STAFF.value
+    async def add(services: Services) -> int:
+        return await setup.add_team_member(
+            services,
+            operator(demo.account_id),
+            email=email,
+            name="Till Staff",
+            role=Role.FOH_STAFF.value,
+            password="till-staff-password",
         )
 
-    invitation = run_services(server.database_url, invite)
-    assert invitation.initial_password
+    user_id = run_services(server.database_url, add)
     staff = Api(server)
-    response = staff.post(LOGIN, {"email": email, "password": invitation.initial_password})
+    response = staff.post(LOGIN, {"email": email, "password": "till-staff-password"})
     staff.token = response.headers["X-Authorization"].removeprefix("Bearer ")
     assert staff.call(documents.CARD_BALANCE, {"card_reference": demo.card_references[0], "page": 1, "limit": 1})[
         "data"
     ]["Cards"] == {"data": [], "total": 0, "per_page": 1}
 
     async def remove(services: Services) -> None:
-        await team.remove_member(services, operator(demo.account_id), invitation.user_id)
+        await team.remove_member(services, operator(demo.account_id), user_id)
 
     run_services(server.database_url, remove)
     body = staff.call(documents.CARD_BALANCE, {"card_reference": demo.card_references[0], "page": 1, "limit": 1})

@@ -21,13 +21,13 @@ from graphql import (
     execute,
 )
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
+from starlette.responses import Response
 
 from giftledger.api import execution
 from giftledger.api.context import RequestContext
 from giftledger.api.errors import Outcome, format_error, request_error
 from giftledger.api.execution import Prepared
-from giftledger.api.graphiql import GRAPHIQL_PAGE
+from giftledger.api.graphiql import Explorer
 from giftledger.api.guard import Guard
 from giftledger.api.idempotency import IdempotencyGuard
 from giftledger.api.limits import QueryLimits, batch_refusal
@@ -120,6 +120,7 @@ class GraphQLEndpoint:
         self.documents = DocumentCache(self.schema, services.settings.document_cache_size, limits)
         self.guard = Guard(services, self.schema)  # cost budget, extensions.cost, audit (api/guard.py)
         self.idempotency = IdempotencyGuard(services)
+        self.explorer = Explorer()  # GraphiQL: the page a browser gets on GET, and its files (api/graphiql.py)
 
     async def handle(self, request: Request) -> Response:
         if request.method == "GET":
@@ -159,7 +160,7 @@ class GraphQLEndpoint:
         params = request.query_params
         if "query" not in params:
             if "text/html" in request.headers.get("accept", ""):
-                return HTMLResponse(GRAPHIQL_PAGE)
+                return self.explorer.response()
             return _reply({"errors": [request_error("Missing query.")], "data": None}, 400)
         payload: dict[str, Any] = {"query": params["query"], "operationName": params.get("operationName")}
         if params.get("variables"):

@@ -35,11 +35,21 @@ def _ctx(info: Info) -> RequestContext:
 
 
 async def login_user(
-    _: Any, info: Info, password: str, email: str | None = None, username: str | None = None
+    _: Any,
+    info: Info,
+    password: str,
+    email: str | None = None,
+    username: str | None = None,
+    account_id: int | None = None,
 ) -> shapes.Shape:
     ctx = _ctx(info)
     login = await log_in(
-        ctx.services, username=username, email=email, password=password, client_address=ctx.client_address
+        ctx.services,
+        username=username,
+        email=email,
+        password=password,
+        client_address=ctx.client_address,
+        account_id=account_id,
     )
     ctx.issued_token = login.token
     p = login.principal

@@ -35,10 +35,11 @@ from giftledger.domain.errors import (
     ValidationFailed,
 )
 from giftledger.domain.permissions import Permission, allows
+from giftledger.security_headers import DASHBOARD_HEADERS
 from giftledger.services import audit
 from giftledger.services.audit import Audit, Scalar
 from giftledger.services.context import Principal, Services
-from giftledger.services.dashboard_sessions import DashboardSession, csrf_matches, open_session
+from giftledger.services.dashboard_sessions import DashboardSession, account_choice, csrf_matches, open_session
 
 log = logging.getLogger("giftledger.dashboard")
 
@@ -52,17 +53,6 @@ MAX_NOTE_LENGTH = 200  # a typed value kept in an audit record is cut to this ma
 # The audit record's error code for a refusal a page showed itself (a form with its problems next to the
 # fields, say), when the page did not name the refusal (`Page.refused`).
 REFUSAL_CODES = {400: "VALIDATION", 403: "FORBIDDEN", 404: "NOT_FOUND", 409: "CONFLICT", 429: "THROTTLED"}
-
-SECURITY_HEADERS = {
-    "Cache-Control": "no-store",
-    "Content-Security-Policy": (
-        "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; "
-        "frame-ancestors 'none'; base-uri 'none'"
-    ),
-    "X-Content-Type-Options": "nosniff",
-    "X-Frame-Options": "DENY",
-    "Referrer-Policy": "same-origin",
-}
 
 # Messages shown after a form redirects (Post/Redirect/Get): fixed texts chosen by key, never echoed input.
 NOTICES = {
@@ -83,6 +73,9 @@ NOTICES = {
     "reversed": "Line item reversed.",
     "role-changed": "Role changed.",
     "member-removed": "Team member removed.",
+    "invitation-cancelled": "Invitation cancelled: its link no longer works.",
+    "invitation-accepted": "Invitation accepted: you are now a member of this account.",
+    "invitation-declined": "Invitation declined.",
     "password-changed": "Password changed. Your other sessions have ended.",
     "switched": "Switched account.",
 }
@@ -125,7 +118,8 @@ def build_environment() -> Environment:
 
 
 def harden(response: Response) -> Response:
-    for name, value in SECURITY_HEADERS.items():
+    """A dashboard page's hardening headers: no script at all, no framing, no caching (security_headers.py)."""
+    for name, value in DASHBOARD_HEADERS.items():
         response.headers.setdefault(name, value)
     return response
 
@@ -306,10 +300,7 @@ class Dashboard:
             if session is None:
                 # Nobody to record: a form posted without a session names no one and no account, and
                 # writing a record for each would let anyone fill the log without limit.
-                if request.method == "GET":
-                    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-                    return harden(RedirectResponse(f"/login?next={quote(target, safe='')}", status_code=303))
-                return harden(RedirectResponse("/login", status_code=303))
+                return await self.sign_in_first(request)
             form = None
             if request.method == "POST":
                 try:
@@ -339,6 +330,16 @@ class Dashboard:
             return response
 
         return endpoint
+
+    async def sign_in_first(self, request: Request) -> Response:
+        """Where a request without a session on an account goes: the account chooser when the browser is
+        signed in but has not chosen an account yet, else the login page (back to this page afterwards)."""
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        following = f"?next={quote(target, safe='')}" if request.method == "GET" else ""
+        token = request.cookies.get(SESSION_COOKIE)
+        choice = await account_choice(self.services, token) if token else None
+        page = "/accounts" if choice is not None and choice.chosen is None else "/login"
+        return harden(RedirectResponse(page + following, status_code=303))
 
     def refusal_page(self, request: Request, session: DashboardSession, error: DomainError) -> Response:
         """How a refusal the page did not show itself looks."""

@@ -7,9 +7,9 @@ from datetime import timedelta
 
 from giftledger.auth.passwords import check_password
 from giftledger.auth.tokens import TokenClaims
-from giftledger.domain.errors import Throttled, Unauthorized
+from giftledger.domain.errors import Forbidden, Throttled, Unauthorized
 from giftledger.domain.permissions import Role
-from giftledger.domain.records import ApiUserRow
+from giftledger.domain.records import ApiUserRow, MembershipRow, UserRow
 from giftledger.services.context import Principal, Services
 from giftledger.storage.clock import utcnow
 from giftledger.storage.people import Directory
@@ -25,11 +25,24 @@ class Login:
     principal: Principal
 
 
-async def log_in(
+@dataclass(frozen=True)
+class Person:
+    """A team member whose email and password were right: their login and the accounts they belong to."""
+
+    user: UserRow
+    memberships: list[MembershipRow]
+
+
+SEVERAL_ACCOUNTS = "This login belongs to several accounts: name the account to sign in to (account_id)."
+NOT_A_MEMBER = "This login is not a member of that account."
+
+
+async def check_credentials(
     services: Services, *, username: str | None, email: str | None, password: str, client_address: str
-) -> Login:
-    """Check credentials; throttled per login name and per client address after repeated failures.
-    The reply never tells whether the name exists."""
+) -> ApiUserRow | Person:
+    """Who the credentials name: an API user, or a team member with every account they belong to.
+    Throttled per login name and per client address after repeated failures; every attempt is recorded;
+    the refusal never tells whether the name exists."""
     name = (username or email or "").strip()
     # No account has a name this long or with control characters: such a login is refused like a wrong
     # password, without looking it up or storing it (PostgreSQL refuses NUL bytes; subjects are bounded).
@@ -45,8 +58,7 @@ async def log_in(
                 raise Throttled(LOGIN_THROTTLED)
     # Who the name is, read first; the password is checked outside any transaction, off the event loop
     # (argon2id takes ~30 ms of CPU: `check_password`), then the attempt is recorded.
-    principal = None
-    version = 0
+    found: ApiUserRow | Person | None = None
     async with services.db.read() as conn:
         directory = Directory(conn)
         api_user = user = None
@@ -59,18 +71,63 @@ async def log_in(
     stored_hash = api_user.password_hash if api_user else user.password_hash if user else None
     if await check_password(stored_hash, password):
         if api_user is not None and api_user.deleted_at is None:
-            principal = _api_user_principal(api_user, api_user.token_version)
-            version = api_user.token_version
-        elif user is not None and user.deleted_at is None and memberships:
-            first = memberships[0]
-            principal = Principal(
-                "user", user.id, first.account_id, Role(first.role), None, user.email, token_version=user.token_version
-            )
-            version = user.token_version
+            found = api_user
+        elif user is not None and user.deleted_at is None:
+            found = Person(user, memberships)
     async with services.db.transaction() as conn:
-        await Directory(conn).record_login(subjects, principal is not None)
-    if principal is None:
+        await Directory(conn).record_login(subjects, found is not None)
+    if found is None:
         raise Unauthorized(LOGIN_REFUSED)
+    return found
+
+
+def membership_in(person: Person, account_id: int | None) -> MembershipRow:
+    """The account a team member signs in to: the one named, or their only one. A person in several accounts
+    always chooses (never "the first"); one in none is refused like a wrong password."""
+    if account_id is None:
+        if len(person.memberships) > 1:
+            raise Forbidden(SEVERAL_ACCOUNTS)
+        if not person.memberships:
+            raise Unauthorized(LOGIN_REFUSED)
+        return person.memberships[0]
+    for membership in person.memberships:
+        if membership.account_id == account_id:
+            return membership
+    raise Forbidden(NOT_A_MEMBER)
+
+
+def user_principal(user: UserRow, membership: MembershipRow, client_address: str | None = None) -> Principal:
+    return Principal(
+        "user",
+        user.id,
+        membership.account_id,
+        Role(membership.role),
+        None,
+        user.email,
+        client_address,
+        user.token_version,
+    )
+
+
+async def log_in(
+    services: Services,
+    *,
+    username: str | None,
+    email: str | None,
+    password: str,
+    client_address: str,
+    account_id: int | None = None,
+) -> Login:
+    """Check credentials (`check_credentials`) and issue a token for the account they act on: an API user's
+    own, or the account a team member names (`membership_in`)."""
+    found = await check_credentials(
+        services, username=username, email=email, password=password, client_address=client_address
+    )
+    if isinstance(found, Person):
+        principal = user_principal(found.user, membership_in(found, account_id))
+    else:
+        principal = _api_user_principal(found, found.token_version)
+    version = principal.token_version
     token = services.tokens.issue(principal.kind, principal.id, principal.account_id, version)
     return Login(token, principal)
 
@@ -119,8 +176,5 @@ async def caller_for(services: Services, claims: TokenClaims, *, client_address:
             raise Unauthorized()
         for membership in await directory.memberships(user.id):
             if membership.account_id == claims.account_id:
-                role = Role(membership.role)
-                return Principal(
-                    "user", user.id, membership.account_id, role, None, user.email, client_address, claims.version
-                )
+                return user_principal(user, membership, client_address)
     raise Unauthorized()

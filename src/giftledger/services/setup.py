@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from giftledger.auth.passwords import generate_password, generate_username, hash_password
 from giftledger.domain import card_numbers
 from giftledger.domain.catalogue import CURRENCIES
-from giftledger.domain.errors import NOT_EXPECTED, REQUIRED, Conflict, NotFound, ValidationFailed
+from giftledger.domain.errors import NOT_EXPECTED, REQUIRED, Conflict, Forbidden, NotFound, ValidationFailed
 from giftledger.domain.permissions import TEAM_ROLES, Permission
 from giftledger.domain.records import ApiUserRow, SiteRow
 from giftledger.domain.validation import MAX_AMOUNT, Problems, is_email
@@ -35,26 +35,36 @@ async def create_account(services: Services, name: str) -> int:
     return account_id
 
 
-async def add_team_member(
-    services: Services, principal: Principal, *, email: str, name: str, role: str, password: str
-) -> int:
-    """Add a person to the account (a new user, or an existing one joining a second account)."""
-    principal.require(Permission.TEAM_MANAGE)
+def member_input(email: str, name: str, role: str) -> tuple[str, str]:
+    """A team member's email and name, cleaned, and their role checked: one of the six."""
     problems = Problems()
     clean_email = problems.required_text("email", email, max_length=320)
     if clean_email and not is_email(clean_email):
         problems.add("email", NOT_EXPECTED)
     clean_name = problems.required_text("name", name, max_length=200)
     if role not in {r.value for r in TEAM_ROLES}:
-        problems.add("role", NOT_EXPECTED)
+        problems.add("role", REQUIRED if not role.strip() else NOT_EXPECTED)
     problems.raise_if_any()
     assert clean_email and clean_name
+    return clean_email, clean_name
+
+
+async def add_team_member(
+    services: Services, principal: Principal, *, email: str, name: str, role: str, password: str
+) -> int:
+    """Add a person to the account at once: a new login, or (for the operator at the command line only) an
+    existing one joining another account. In the dashboard a Store Owner invites instead (services/team.py):
+    a person with a login joins another account only by accepting."""
+    principal.require(Permission.TEAM_MANAGE)
+    clean_email, clean_name = member_input(email, name, role)
     async with services.unit_of_work(principal) as uow:
         user = await uow.directory.user_by_email(clean_email)
         if user is None:
             if len(password) < MIN_PASSWORD_LENGTH:
                 raise ValidationFailed.one("password", f"Must be at least {MIN_PASSWORD_LENGTH} characters.")
             user_id = await uow.directory.add_user(clean_email, clean_name, hash_password(password))
+        elif principal.kind != "system":
+            raise Forbidden("This address already has a login: invite it from Settings > Team.")
         else:
             user_id = user.id
             if await uow.team.role_of(user_id) is not None:

@@ -1,25 +1,29 @@
 """The account's team, as a Store Owner manages it: invite a person with a role, change roles, remove.
 
-No email is sent. Inviting a person who has no login yet creates one with a generated initial password
-that the inviter sees once and hands over; the person changes it after signing in. A person who already
-has a login (in another account) just gains this account and signs in with their own password.
+Inviting never reads or changes another account's person: it creates a pending invitation with a secret
+link (valid for `INVITATION_LIFETIME`) that the inviter hands over, and the page reads the same whether or
+not the address already has a login. The person joins only by accepting (services/invitations.py): signed
+in with their own password if they have a login, or choosing one if they do not. No email is sent yet.
 The account always keeps at least one Store Owner."""
 
 from __future__ import annotations
 
+import hashlib
+import secrets
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from giftledger.auth.passwords import generate_password, verify_password
-from giftledger.domain.errors import NOT_EXPECTED, REQUIRED, Conflict, NotFound, ValidationFailed
+from giftledger.domain.errors import NOT_EXPECTED, Conflict, NotFound, ValidationFailed
 from giftledger.domain.permissions import TEAM_ROLES, Permission, Role
 from giftledger.services import setup
 from giftledger.services.context import Principal, Services
+from giftledger.storage.clock import utcnow
+from giftledger.storage.invitations import AccountInvitations
 from giftledger.storage.members import Members
-from giftledger.storage.people import Directory
 
-INITIAL_PASSWORD_LENGTH = 16
+INVITATION_LIFETIME = timedelta(days=7)
 LAST_OWNER = "The account must keep at least one Store Owner."
+ALREADY_A_MEMBER = "This person is already a member of the account."
 
 
 @dataclass(frozen=True)
@@ -33,11 +37,18 @@ class Member:
 
 @dataclass(frozen=True)
 class Invitation:
-    user_id: int
+    """A pending invitation; `link_token` is known only when it was just created (the link to hand over)."""
+
+    id: int
     email: str
-    name: str
+    name: str  # as the inviter typed it
     role: Role
-    initial_password: str | None  # None: the person already had a login and keeps their own password
+    expires_at: datetime
+    link_token: str | None = None
+
+
+def invitation_hash(link_token: str) -> str:
+    return hashlib.sha256(link_token.encode()).hexdigest()
 
 
 async def team_members(services: Services, principal: Principal) -> list[Member]:
@@ -47,22 +58,40 @@ async def team_members(services: Services, principal: Principal) -> list[Member]
     return [Member(r.user_id, r.email, r.name, Role(r.role), r.joined_at) for r in rows]
 
 
-async def invite_member(services: Services, principal: Principal, *, email: str, name: str, role: str) -> Invitation:
-    """Add a person with one of the six roles (only a Store Owner may)."""
+async def pending_invitations(services: Services, principal: Principal) -> list[Invitation]:
     principal.require(Permission.TEAM_MANAGE)
-    password = generate_password(INITIAL_PASSWORD_LENGTH)
-    try:
-        user_id = await setup.add_team_member(services, principal, email=email, name=name, role=role, password=password)
-    except ValidationFailed as error:
-        if not role.strip() and "role" in error.fields:
-            error.fields["role"] = [REQUIRED]  # nothing chosen, rather than an unknown role
-        raise
-    async with services.db.transaction() as conn:
-        user = await Directory(conn).user(user_id)
-    assert user is not None
-    # The password was set only if this invitation created the login: check rather than assume.
-    fresh = verify_password(user.password_hash, password)
-    return Invitation(user.id, user.email, user.name, Role(role), password if fresh else None)
+    async with services.unit_of_work(principal) as uow:
+        rows = await AccountInvitations(uow.conn, principal.account_id).pending(utcnow())
+    return [Invitation(r.id, r.email, r.name, Role(r.role), r.expires_at) for r in rows]
+
+
+async def invite_member(services: Services, principal: Principal, *, email: str, name: str, role: str) -> Invitation:
+    """Invite a person with one of the six roles (only a Store Owner may). Inviting the same address again
+    replaces the earlier invitation (its link stops working)."""
+    principal.require(Permission.TEAM_MANAGE)
+    clean_email, clean_name = setup.member_input(email, name, role)
+    link_token = secrets.token_urlsafe(32)
+    now = utcnow()
+    async with services.unit_of_work(principal) as uow:
+        if await Members(uow.conn, principal.account_id).has_email(clean_email):
+            raise Conflict(ALREADY_A_MEMBER)
+        invitation_id = await AccountInvitations(uow.conn, principal.account_id).replace(
+            email=clean_email,
+            name=clean_name,
+            role=role,
+            token_hash=invitation_hash(link_token),
+            invited_by=principal.user_id,
+            now=now,
+            expires_at=now + INVITATION_LIFETIME,
+        )
+    return Invitation(invitation_id, clean_email.lower(), clean_name, Role(role), now + INVITATION_LIFETIME, link_token)
+
+
+async def cancel_invitation(services: Services, principal: Principal, invitation_id: int) -> None:
+    principal.require(Permission.TEAM_MANAGE)
+    async with services.unit_of_work(principal) as uow:
+        if not await AccountInvitations(uow.conn, principal.account_id).cancel(invitation_id):
+            raise NotFound("No such invitation.")
 
 
 async def change_role(services: Services, principal: Principal, user_id: int, role: str) -> None:

@@ -36,6 +36,19 @@ class Members:
         )
         return [MemberRow(int(r.id), r.email, r.name, r.role, as_utc(r.created_at)) for r in rows]
 
+    async def has_email(self, email: str) -> bool:
+        """Whether a live member of this account has this address (nothing is read of anyone else)."""
+        found = await self._conn.execute(
+            select(users.c.id)
+            .join(memberships, memberships.c.user_id == users.c.id)
+            .where(
+                memberships.c.account_id == self._account_id,
+                func.lower(users.c.email) == email.lower(),
+                users.c.deleted_at.is_(None),
+            )
+        )
+        return found.first() is not None
+
     async def role_of(self, user_id: int, *, lock: bool = False) -> str | None:
         query = select(memberships.c.role).where(
             memberships.c.account_id == self._account_id, memberships.c.user_id == user_id

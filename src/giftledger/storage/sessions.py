@@ -1,8 +1,8 @@
 """Dashboard sessions: one row per signed-in browser, found by the hash of the random id in its cookie.
 
 Sessions belong to a user (global, like `login_attempts`); `account_id` is the account the browser is
-acting on now. The raw session id is never stored, so a copy of the database cannot be replayed as a
-cookie. Ending a session deletes its row."""
+acting on now (null until a person who belongs to several accounts has chosen one). The raw session id
+is never stored, so a copy of the database cannot be replayed as a cookie. Ending a session deletes its row."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ dashboard_sessions = Table(
     Column("id", Id, primary_key=True, autoincrement=True),
     Column("token_hash", String(64), nullable=False, unique=True),
     Column("user_id", Id, ForeignKey("users.id"), nullable=False),
-    Column("account_id", Id, ForeignKey("accounts.id"), nullable=False),
+    Column("account_id", Id, ForeignKey("accounts.id")),
     Column("csrf_token", String(64), nullable=False),
     # the user's token_version when the session started: rotating it ends every session
     Column("token_version", Integer, nullable=False),
@@ -36,7 +36,7 @@ dashboard_sessions = Table(
 class SessionRow:
     id: int
     user_id: int
-    account_id: int
+    account_id: int | None
     csrf_token: str
     token_version: int
     created_at: datetime
@@ -59,7 +59,7 @@ class Sessions:
         *,
         token_hash: str,
         user_id: int,
-        account_id: int,
+        account_id: int | None,
         csrf_token: str,
         token_version: int,
         created_at: datetime,

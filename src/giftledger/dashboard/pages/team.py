@@ -1,4 +1,5 @@
-"""Settings > Team: invite people with one of six roles, change roles, remove people (Store Owner only)."""
+"""Settings > Team: invite people with one of six roles (and cancel invitations), change roles, remove people
+(Store Owner only)."""
 
 from __future__ import annotations
 
@@ -17,10 +18,12 @@ PAGE = "/settings/team"
 def routes(dashboard: Dashboard) -> list[Route]:
     async def _page(page: Page, *, status: int = 200, **context: object) -> Response:
         members = await team.team_members(page.services, page.principal)
+        invitations = await team.pending_invitations(page.services, page.principal)
         return page.render(
             "team.html",
             status=status,
             members=members,
+            invitations=invitations,
             roles=TEAM_ROLES,
             permissions=permission_rows(),
             role_errors=context.pop("role_errors", {}),
@@ -41,8 +44,15 @@ def routes(dashboard: Dashboard) -> list[Route]:
             return await _page(page, status=400, errors=error.fields, values=values)
         except Conflict as error:
             return await _page(page, status=409, errors={"email": [error.message]}, values=values)
-        page.note(user_id=invitation.user_id)  # never the initial password
-        return page.render("team_invited.html", invitation=invitation)
+        page.note(invitation_id=invitation.id)  # never the link's secret
+        link = f"{page.request.base_url}invitations/{invitation.link_token}"
+        return page.render("team_invited.html", invitation=invitation, link=link)
+
+    async def cancel_invitation(page: Page) -> Response:
+        invitation_id = page.path_int("invitation_id")
+        page.note(invitation_id=invitation_id)
+        await team.cancel_invitation(page.services, page.principal, invitation_id)
+        return page.redirect(PAGE, "invitation-cancelled")
 
     async def _member(page: Page) -> team.Member:
         user_id = page.path_int("user_id")
@@ -89,6 +99,11 @@ def routes(dashboard: Dashboard) -> list[Route]:
     return [
         Route(PAGE, p(show), methods=["GET"]),
         Route(PAGE, c("dashboard.team.invite", invite), methods=["POST"]),
+        Route(
+            PAGE + "/invitations/{invitation_id}/cancel",
+            c("dashboard.team.cancel_invitation", cancel_invitation),
+            methods=["POST"],
+        ),
         Route(PAGE + "/{user_id}/role", c("dashboard.team.change_role", change_role), methods=["POST"]),
         Route(PAGE + "/{user_id}/remove", p(confirm_remove), methods=["GET"]),
         Route(PAGE + "/{user_id}/remove", c("dashboard.team.remove", remove), methods=["POST"]),
