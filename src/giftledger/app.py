@@ -6,6 +6,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import replace
+from pathlib import Path
 
 from sqlalchemy import text
 from starlette.applications import Starlette
@@ -17,7 +18,9 @@ from giftledger.api.endpoint import GraphQLEndpoint
 from giftledger.auth.tokens import TokenIssuer
 from giftledger.config import ConfigurationError, Settings, leftover_sqlite
 from giftledger.dashboard import dashboard_routes
+from giftledger.outbound.mailers import DirectoryMailer, Mailer, SmtpMailer
 from giftledger.services.context import Services
+from giftledger.services.outbox import Sender
 from giftledger.storage import embedded, migrate
 from giftledger.storage.database import Database
 
@@ -35,6 +38,18 @@ def with_database(settings: Settings) -> Settings:
             old,
         )
     return replace(settings, database_url=embedded.hold(settings.data_dir))
+
+
+def mailer_for(settings: Settings) -> Mailer:
+    """SMTP when GIFTLEDGER_SMTP_URL is set (required in production: config.py); otherwise each message is
+    written as an .eml file under the data directory's `mail/` (the dashboard lists them)."""
+    if settings.smtp_url:
+        return SmtpMailer(settings.smtp_url)
+    return DirectoryMailer(mail_directory(settings))
+
+
+def mail_directory(settings: Settings) -> Path:
+    return settings.data_dir / "mail"
 
 
 def build_services(settings: Settings) -> Services:
@@ -85,9 +100,13 @@ def create_app(settings: Settings) -> Starlette:
             return JSONResponse({"status": "migrations pending", "current": current, "head": head}, status_code=503)
         return JSONResponse({"status": "ready", "revision": current})
 
+    sender = Sender(services, mailer_for(settings))
+
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        sender.start()  # this process's share of the outbox (services/outbox.py)
         yield
+        await sender.stop()
         await graphql.guard.close()  # audit records still waiting
         await services.db.dispose()
 

@@ -7,8 +7,10 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from giftledger.auth.tokens import key_id
+from giftledger.domain.validation import is_email
 
 DEFAULT_DATA_DIR = Path("var")
 LEFTOVER_SQLITE_FILE = "giftledger.sqlite3"  # where giftledger kept its data before it was PostgreSQL-only
@@ -33,6 +35,10 @@ class Settings:
     token_issuer: str = "giftledger"
     token_audience: str = "giftledger-api"
     max_body_bytes: int = 65_536
+    # what the server reads before a request reaches the app (cli/request_bounds.py)
+    max_head_bytes: int = 65_536
+    max_headers: int = 100
+    read_timeout_seconds: int = 10
     database_pool_size: int = 10
     statement_timeout_ms: int = 10_000
     login_failure_limit: int = 10  # failed logins per login name ...
@@ -50,6 +56,12 @@ class Settings:
     card_miss_limit: int = 30  # look-ups of cards that do not exist, per API user or dashboard user ...
     card_miss_address_limit: int = 100  # ... and per client address ...
     card_miss_window_seconds: int = 600  # ... within this window
+    # the outbox (services/outbox.py): SMTP, or .eml files under `data_dir/mail` in development and tests
+    smtp_url: str | None = None
+    mail_from: str = "giftledger@localhost"
+    public_url: str = "http://127.0.0.1:8000"  # where links in messages point (the card pages)
+    mail_max_attempts: int = 8
+    mail_retry_seconds: int = 60  # the first retry's delay; each later one doubles, up to 6 hours
     data_dir: Path = DEFAULT_DATA_DIR
     extra: Mapping[str, str] = field(default_factory=dict)
 
@@ -114,6 +126,21 @@ def load_settings(env: Mapping[str, str] | None = None, *, database_url: str | N
     if key_id(secret) in revoked:
         raise ConfigurationError("GIFTLEDGER_SECRET_KEY is listed in GIFTLEDGER_REVOKED_KEY_IDS: configure a new key")
 
+    smtp_url = env.get("GIFTLEDGER_SMTP_URL", "").strip() or None
+    mail_from = env.get("GIFTLEDGER_MAIL_FROM", "").strip()
+    if smtp_url is not None and urlsplit(smtp_url).scheme not in ("smtp", "smtps"):
+        raise ConfigurationError("GIFTLEDGER_SMTP_URL must be smtp://[user:pass@]host[:port] or smtps://...")
+    if environment == "production" and (smtp_url is None or not mail_from):
+        raise ConfigurationError(
+            "GIFTLEDGER_SMTP_URL and GIFTLEDGER_MAIL_FROM must be set in production: giftledger emails cards and "
+            "receipts (in development they are written under GIFTLEDGER_DATA_DIR/mail instead)"
+        )
+    if mail_from and not is_email(mail_from):
+        raise ConfigurationError("GIFTLEDGER_MAIL_FROM must be an email address (name@domain)")
+    public_url = env.get("GIFTLEDGER_PUBLIC_URL", "").strip().rstrip("/") or "http://127.0.0.1:8000"
+    if urlsplit(public_url).scheme not in ("http", "https") or not urlsplit(public_url).hostname:
+        raise ConfigurationError("GIFTLEDGER_PUBLIC_URL must be an http(s) URL, such as https://gift.example.com")
+
     def number(name: str, default: int, minimum: int = 1) -> int:
         raw = env.get(f"GIFTLEDGER_{name}", "").strip()
         if not raw:
@@ -131,6 +158,9 @@ def load_settings(env: Mapping[str, str] | None = None, *, database_url: str | N
         database_pool_size=number("DATABASE_POOL_SIZE", 10),
         statement_timeout_ms=number("STATEMENT_TIMEOUT_MS", 10_000, minimum=100),
         max_body_bytes=number("MAX_BODY_BYTES", 65_536),
+        max_head_bytes=number("MAX_HEAD_BYTES", 65_536, minimum=1024),
+        max_headers=number("MAX_HEADERS", 100),
+        read_timeout_seconds=number("READ_TIMEOUT_SECONDS", 10),
         login_failure_limit=number("LOGIN_FAILURE_LIMIT", 10),
         login_address_failure_limit=number("LOGIN_ADDRESS_FAILURE_LIMIT", 10),
         login_failure_window_seconds=number("LOGIN_FAILURE_WINDOW_SECONDS", 900),
@@ -144,4 +174,9 @@ def load_settings(env: Mapping[str, str] | None = None, *, database_url: str | N
         card_miss_limit=number("CARD_MISS_LIMIT", 30),
         card_miss_address_limit=number("CARD_MISS_ADDRESS_LIMIT", 100),
         card_miss_window_seconds=number("CARD_MISS_WINDOW_SECONDS", 600),
+        smtp_url=smtp_url,
+        mail_from=mail_from or "giftledger@localhost",
+        public_url=public_url,
+        mail_max_attempts=number("MAIL_MAX_ATTEMPTS", 8),
+        mail_retry_seconds=number("MAIL_RETRY_SECONDS", 60),
     )

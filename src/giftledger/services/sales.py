@@ -10,7 +10,7 @@ from giftledger.domain.errors import NOT_EXPECTED, REQUIRED, ValidationFailed
 from giftledger.domain.ledger import LineItemType, Split
 from giftledger.domain.permissions import Permission
 from giftledger.domain.validation import Problems, is_email
-from giftledger.services import ledger
+from giftledger.services import ledger, messages
 from giftledger.services.audit.recording import Audit, record_accepted
 from giftledger.services.context import Principal, Services
 from giftledger.services.till import check_currency, check_merchant, open_till
@@ -145,6 +145,8 @@ async def sell_cards(
             order = await uow.orders.get(order_id)
             assert order is not None
             [view] = await order_views(uow, [order])
+            asked = [messages.Sent(line.email, line.message) for line in lines]
+            await messages.queue_for_sale(services, uow, view, asked, [line.fulfilment_method_id for line in lines])
             sold_numbers += [item.card.card.card_reference for item in view.line_items]
             await record_accepted(
                 uow,
