@@ -29,7 +29,7 @@ class Inbox:
     received: list[Received] = field(default_factory=list)
     refuse: str | None = None
 
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 (aiosmtpd's name)
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         if self.refuse is not None:
             return self.refuse
         parsed = email.message_from_bytes(envelope.content, policy=email.policy.default)

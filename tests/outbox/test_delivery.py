@@ -12,10 +12,11 @@ import zxingcpp
 from PIL import Image
 from sqlalchemy import func, select
 
-from giftledger.app import build_services
+from giftledger.app import build_services, mailer_for
+from giftledger.config import ConfigurationError, load_settings
 from giftledger.domain.catalogue import POINTONE
 from giftledger.domain.errors import ValidationFailed
-from giftledger.outbound.mailers import SmtpMailer
+from giftledger.outbound.mailers import DirectoryMailer, SmtpMailer
 from giftledger.services import outbox
 from giftledger.services.access import log_in
 from giftledger.services.context import Principal, Services
@@ -23,7 +24,7 @@ from giftledger.services.sales import OrderItem, OrderRequest, ReceiptContact, s
 from giftledger.storage.outbox import outbox_messages
 from giftledger.storage.people import Directory
 from tests.outbox.smtp import smtp_server
-from tests.support import Demo, fresh_database, new_demo, run, test_settings
+from tests.support import SECRET, Demo, fresh_database, new_demo, run, test_settings
 
 
 @pytest.fixture
@@ -142,3 +143,44 @@ def test_a_refused_sale_queues_nothing(isolated: str) -> None:
             await services.db.dispose()
 
     run(work())
+
+
+def test_mail_settings_are_checked_and_production_needs_smtp() -> None:
+    base = {"GIFTLEDGER_SECRET_KEY": SECRET}
+    development = load_settings({**base, "GIFTLEDGER_ENV": "development"})
+    assert (development.smtp_url, development.mail_from, development.public_url) == (
+        None,
+        "giftledger@localhost",
+        "http://127.0.0.1:8000",
+    )
+    assert isinstance(mailer_for(development), DirectoryMailer)
+    production = {
+        **base,
+        "GIFTLEDGER_ENV": "production",
+        "GIFTLEDGER_SMTP_URL": "smtps://cards%40shop.example:p%2Fss@mail.example:465",
+        "GIFTLEDGER_MAIL_FROM": "cards@shop.example",
+        "GIFTLEDGER_PUBLIC_URL": "https://gift.shop.example/",
+    }
+    settings = load_settings(production)
+    assert (settings.smtp_url, settings.mail_from, settings.public_url) == (
+        "smtps://cards%40shop.example:p%2Fss@mail.example:465",
+        "cards@shop.example",
+        "https://gift.shop.example",
+    )
+    mailer = mailer_for(settings)
+    assert isinstance(mailer, SmtpMailer) and mailer.describe() == "smtps://mail.example:465"  # no password
+    refusals = {
+        "GIFTLEDGER_SMTP_URL": ("", "must be set in production"),
+        "GIFTLEDGER_MAIL_FROM": ("", "must be set in production"),
+    }
+    for name, (value, message) in refusals.items():
+        with pytest.raises(ConfigurationError, match=message):
+            load_settings({**production, name: value})
+    for name, value, message in (
+        ("GIFTLEDGER_SMTP_URL", "http://mail.example", "must be smtp://"),
+        ("GIFTLEDGER_MAIL_FROM", "not an address", "must be an email address"),
+        ("GIFTLEDGER_PUBLIC_URL", "gift.shop.example", "must be an http"),
+        ("GIFTLEDGER_MAIL_MAX_ATTEMPTS", "0", "at least 1"),
+    ):
+        with pytest.raises(ConfigurationError, match=message):
+            load_settings({**production, name: value})
