@@ -567,3 +567,24 @@ async def test_price_modifiers_are_added_edited_and_removed(app: Starlette, serv
     viewer = await owner_web(app, services, demo, Role.FINANCIAL_MANAGER)
     page = await viewer.get("/shop/in-store-gift")
     assert page.status_code == 200 and "Add price modifier" not in page.text and "/delete" not in page.text
+
+
+async def test_every_form_is_bounded_before_it_is_parsed(
+    app: Starlette, services: Services, demo: Demo, database_url: str
+) -> None:
+    """Issue 15 F4's class on the dashboard: a form larger than 64 kB is refused with 413 before it is parsed
+    (Starlette alone would hold up to 500 fields of 1 MB each), signed in or not, and changes nothing."""
+    sites_before = await setup.list_sites(services, operator(demo.account_id))
+    web = await owner_web(app, services, demo)
+    padding = "x" * 70_000
+    with unchanged(database_url, demo.account_id):
+        refused = await web.post("/settings/sites", {"name": "Huge", "address": padding})
+        assert refused.status_code == 413 and "This form is too large." in text_of(refused.text)
+        anonymous = Web(app)
+        await anonymous.get("/login")
+        login = await anonymous.post("/login", {"email": demo.owner_email, "password": padding})
+        assert login.status_code == 413 and "This form is too large." in text_of(login.text)
+        assert "gl_session" not in login.headers.get("set-cookie", "")
+        just_under = await web.post("/settings/sites", {"name": "", "address": "x" * 60_000})
+        assert just_under.status_code == 400  # read and parsed: refused for its missing name
+    assert await setup.list_sites(services, operator(demo.account_id)) == sites_before

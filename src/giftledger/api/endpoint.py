@@ -20,7 +20,7 @@ from graphql import (
     build_schema,
     execute,
 )
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from giftledger.api import execution
@@ -134,7 +134,10 @@ class GraphQLEndpoint:
                 },
                 415,
             )
-        body = await _read_body(request, self.services.settings.max_body_bytes)
+        try:
+            body = await _read_body(request, self.services.settings.max_body_bytes)
+        except ClientDisconnect:  # gone (or timed out: cli/request_bounds.py) before its body arrived
+            return _reply({"errors": [request_error("The request body did not arrive whole.")], "data": None}, 400)
         if body is None:
             return _reply(
                 {"errors": [request_error("The request body is too large.", "PAYLOAD_TOO_LARGE")], "data": None}, 413

@@ -62,12 +62,14 @@ def serve(ctx: click.Context, host: str, port: int, workers: int) -> None:
     asyncio.run(_migrate())
     import os
 
+    from giftledger.cli.request_bounds import RequestBounds
     from giftledger.cli.serving import serve as serve_http
 
     assert settings.database_url is not None
     os.environ["GIFTLEDGER_DATABASE_URL"] = settings.database_url
     click.echo(f"giftledger serving on http://{host}:{port}/ (GraphQL at http://{host}:{port}/graphql)")
-    serve_http(host, port, workers)
+    bounds = RequestBounds(settings.max_head_bytes, settings.max_headers, settings.read_timeout_seconds)
+    serve_http(host, port, workers, bounds)
 
 
 @cli.command()
@@ -90,6 +92,7 @@ def demo(ctx: click.Context, as_json: bool, as_text: bool, account_name: str) ->
                 f"Demo account {data['account_name']!r} (account ID {data['account_id']})",
                 "  Dashboard:    http://127.0.0.1:8000/",
                 "  GraphQL API:  http://127.0.0.1:8000/graphql",
+                "  Mail:         http://127.0.0.1:8000/dev/mail (development: the emails written to files, not sent)",
                 f"  Store Owner:  {data['owner_email']} / {data['owner_password']}",
                 f"  PointOne API user (merchant {data['merchant_id']}):",
                 f"                {data['api_username']} / {data['api_password']}",

@@ -24,6 +24,9 @@ What it does not do:
   single process exits with 3). So `run` builds the supervisor as `uvicorn.run` does (`Config`,
   `bind_socket`, `Multiprocess`; its constructor as of 0.51) and, once it has stopped, exits with 3 itself
   if a worker's exit code says it could not start.
+- Bound a request's head (its size, its number of headers) or the time a request may take to arrive: its
+  httptools protocol reads a head of any size and keeps a connection that stops half way for ever. `options`
+  gives it a subclass that does (`http=`; cli/request_bounds.py).
 - Stop the workers when the parent is killed outright (SIGKILL): they go on serving until stopped. A
   service manager that stops the whole process group (systemd's default, a container) covers that.
 
@@ -43,6 +46,8 @@ from starlette.types import ASGIApp
 from uvicorn.config import STARTUP_FAILURE
 from uvicorn.supervisors import Multiprocess
 
+from giftledger.cli.request_bounds import DEFAULT_BOUNDS, RequestBounds, protocol
+
 GRACE_S = 20  # how long a worker may take to finish its requests when asked to stop
 
 
@@ -58,8 +63,9 @@ def worker_app() -> ASGIApp:
     return app
 
 
-def options(host: str, port: int, workers: int) -> dict[str, Any]:
-    """uvicorn's settings for giftledger, one process or several."""
+def options(host: str, port: int, workers: int, bounds: RequestBounds = DEFAULT_BOUNDS) -> dict[str, Any]:
+    """uvicorn's settings for giftledger, one process or several: httptools with `bounds` on each request's
+    head and on the time it takes to arrive (cli/request_bounds.py)."""
     return {
         "app": "giftledger.cli.serving:worker_app",
         "factory": True,
@@ -69,6 +75,8 @@ def options(host: str, port: int, workers: int) -> dict[str, Any]:
         "log_level": "warning",
         "timeout_graceful_shutdown": GRACE_S,
         "proxy_headers": False,
+        "http": protocol(bounds),
+        "ws": "none",  # giftledger serves no WebSocket: an upgrade request is served as plain HTTP
     }
 
 
@@ -85,6 +93,6 @@ def run(settings: dict[str, Any]) -> None:
         raise SystemExit(STARTUP_FAILURE)
 
 
-def serve(host: str, port: int, workers: int) -> None:
-    """Serve giftledger on `host:port` from `workers` processes."""
-    run(options(host, port, workers))
+def serve(host: str, port: int, workers: int, bounds: RequestBounds = DEFAULT_BOUNDS) -> None:
+    """Serve giftledger on `host:port` from `workers` processes, with `bounds` on every request."""
+    run(options(host, port, workers, bounds))

@@ -17,10 +17,11 @@ from typing import Any
 from urllib.parse import quote
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
-from starlette.datastructures import FormData
+from starlette.datastructures import FormData, UploadFile
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.types import Message
 
 from giftledger.dashboard import navigation
 from giftledger.dashboard.forms import whole_number
@@ -36,7 +37,7 @@ from giftledger.domain.errors import (
 )
 from giftledger.domain.permissions import Permission, allows
 from giftledger.security_headers import DASHBOARD_HEADERS
-from giftledger.services import audit
+from giftledger.services import audit, dev_mail
 from giftledger.services.audit import Audit, Scalar
 from giftledger.services.context import Principal, Services
 from giftledger.services.dashboard_sessions import DashboardSession, account_choice, csrf_matches, open_session
@@ -48,6 +49,10 @@ LOGIN_CSRF_COOKIE = "gl_login_csrf"
 CSRF_FIELD = "csrf_token"
 FORM_EXPIRED = "This form has expired. Go back, reload the page and try again."
 FORM_UNREADABLE = "This form could not be read. Go back, reload the page and try again."
+# What an upload form may carry besides its file (the CSRF token, a few short fields, the multipart headers).
+UPLOAD_FORM_OVERHEAD = 16_384
+FORM_LIMIT = 65_536  # the largest form the dashboard sends (the site mapping of many sites) is far below this
+FORM_TOO_LARGE = "This form is too large. Go back and try again with less in it."
 MAX_NOTE_LENGTH = 200  # a typed value kept in an audit record is cut to this many characters
 
 # The audit record's error code for a refusal a page showed itself (a form with its problems next to the
@@ -71,6 +76,7 @@ NOTICES = {
     "modifier-removed": "Price modifier removed.",
     "adjusted": "Balance adjusted.",
     "reversed": "Line item reversed.",
+    "resent": "A copy of the e-gift is queued: it is listed under Messages with how far it got.",
     "role-changed": "Role changed.",
     "member-removed": "Team member removed.",
     "invitation-cancelled": "Invitation cancelled: its link no longer works.",
@@ -78,6 +84,8 @@ NOTICES = {
     "invitation-declined": "Invitation declined.",
     "password-changed": "Password changed. Your other sessions have ended.",
     "switched": "Switched account.",
+    "branding-saved": "Branding saved.",
+    "logo-removed": "Logo removed.",
 }
 
 
@@ -219,6 +227,14 @@ class Page:
         value = self.form.get(name) if self.form is not None else None
         return value if isinstance(value, str) else ""
 
+    async def file(self, name: str) -> bytes | None:
+        """The bytes of a file field of an upload form (`Dashboard.change(max_upload=...)`); None when no file
+        was chosen (a browser then sends an empty part with no file name)."""
+        value = self.form.get(name) if self.form is not None else None
+        if not isinstance(value, UploadFile) or (not value.filename and not value.size):
+            return None
+        return await value.read()
+
     def path_int(self, name: str) -> int:
         number = whole_number(str(self.request.path_params.get(name, "")))
         if number is None:
@@ -256,7 +272,7 @@ class Dashboard:
         base: dict[str, Any] = {
             "request_path": request.url.path,
             "session": session,
-            "nav": navigation.sections(session.principal, request.url.path) if session else [],
+            "nav": self._nav(session, request.url.path) if session else [],
             "notice": NOTICES.get(request.query_params.get("done", "")),
             "errors": {},
             "values": {},
@@ -266,12 +282,17 @@ class Dashboard:
         html = self.env.get_template(template).render(**base)
         return harden(HTMLResponse(html, status_code=status))
 
+    def _nav(self, session: DashboardSession, path: str) -> list[navigation.Section]:
+        mail = dev_mail.available(self.services.settings, session.principal)
+        return navigation.sections(session.principal, path, dev_mail=mail)
+
     def error_page(self, request: Request, session: DashboardSession | None, status: int, message: str) -> Response:
         titles = {
             400: "Not possible",
             403: "Not allowed",
             404: "Not found",
             409: "Not possible",
+            413: "Too large",
             429: "Try again later",
             503: "Try again",
         }
@@ -283,14 +304,22 @@ class Dashboard:
         """Wrap a page that changes nothing: sign-in required, CSRF-checked POSTs, refusals shown as pages."""
         return self._endpoint(handler, None)
 
-    def change(self, operation: str, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+    def change(
+        self, operation: str, handler: Handler, *, max_upload: int | None = None
+    ) -> Callable[[Request], Awaitable[Response]]:
         """Wrap a form that changes something, as `page` does, and write one audit record for every form a
         signed-in person sends, under `operation`: accepted when the page answered with a success or a
         redirect, refused (with the refusal's code) when it was refused anywhere: an expired or unreadable
-        form, a permission, a validation problem, a conflict, throttling, or an unexpected error."""
-        return self._endpoint(handler, operation)
+        form, a permission, a validation problem, a conflict, throttling, or an unexpected error.
 
-    def _endpoint(self, handler: Handler, operation: str | None) -> Callable[[Request], Awaitable[Response]]:
+        `max_upload`: this form may carry one file of up to that many bytes (`Page.file`); its whole body is
+        then bounded to that plus `UPLOAD_FORM_OVERHEAD`, and a larger one is refused (413) unread. Every other
+        form carries no file at all."""
+        return self._endpoint(handler, operation, max_upload)
+
+    def _endpoint(
+        self, handler: Handler, operation: str | None, max_upload: int | None = None
+    ) -> Callable[[Request], Awaitable[Response]]:
         async def endpoint(request: Request) -> Response:
             address = client_address(request)
             try:
@@ -304,10 +333,17 @@ class Dashboard:
             form = None
             if request.method == "POST":
                 try:
-                    form = await request.form(max_files=0, max_fields=500)
+                    if max_upload is None:
+                        form = await read_form(request)
+                    else:
+                        form = await read_form(request, limit=max_upload + UPLOAD_FORM_OVERHEAD, max_files=1)
                 except HTTPException:  # not a form this dashboard sends (files, too many fields)
                     await self.audit(request, session.principal, operation, "BAD_FORM")
                     return self.error_page(request, session, 400, FORM_UNREADABLE)
+                except FormTooLarge:
+                    await self.audit(request, session.principal, operation, "TOO_LARGE")
+                    message = _too_large(max_upload) if max_upload else FORM_TOO_LARGE
+                    return self.error_page(request, session, 413, message)
                 offered = form.get(CSRF_FIELD)
                 if not csrf_matches(session.csrf_token, offered if isinstance(offered, str) else None):
                     await self.audit(request, session.principal, operation, "CSRF")
@@ -389,6 +425,35 @@ class Dashboard:
             )
         except _RECORD_FAILURES as error:
             log.error("audit record of %s (%s) not written: %s", operation, code or "accepted", type(error).__name__)
+
+
+class FormTooLarge(Exception):
+    """A form's body is larger than its route allows."""
+
+
+def _too_large(max_upload: int) -> str:
+    return f"This file is too large: at most {max_upload // 1000} kB. Go back and choose a smaller one."
+
+
+async def read_form(request: Request, *, limit: int = FORM_LIMIT, max_files: int = 0) -> FormData:
+    """A posted form, its body read whole up to `limit` bytes (`FormTooLarge` as soon as it is larger, by its
+    Content-Length or by what arrived, before any of it is parsed), then parsed with at most `max_files` files.
+    Every form of the dashboard is read through here: Starlette alone bounds only each field (1 MB) and their
+    number, so one form could hold hundreds of megabytes in memory."""
+    declared = whole_number(request.headers.get("content-length"))
+    if declared is not None and declared > limit:
+        raise FormTooLarge()
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise FormTooLarge()
+    received = bytes(body)
+
+    async def replay() -> Message:
+        return {"type": "http.request", "body": received, "more_body": False}
+
+    return await Request(request.scope, replay).form(max_files=max_files, max_fields=500, max_part_size=limit)
 
 
 _RECORD_FAILURES: tuple[type[Exception], ...] = (DomainError, *audit.AUDIT_WRITE_ERRORS)

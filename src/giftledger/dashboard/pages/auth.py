@@ -14,14 +14,17 @@ from starlette.routing import Route
 from giftledger.dashboard.forms import whole_number
 from giftledger.dashboard.web import (
     FORM_EXPIRED,
+    FORM_TOO_LARGE,
     FORM_UNREADABLE,
     LOGIN_CSRF_COOKIE,
     SESSION_COOKIE,
     Dashboard,
+    FormTooLarge,
     Page,
     client_address,
     harden,
     is_https,
+    read_form,
     safe_next,
 )
 from giftledger.domain.errors import Conflict, Forbidden, NotFound, Throttled, Unauthorized, ValidationFailed
@@ -86,9 +89,11 @@ def routes(dashboard: Dashboard) -> list[Route]:
         throttle instead (per email and per address; the Audit Trail page shows those failures), so that
         guessing cannot fill the audit log without limit."""
         try:
-            form = await request.form(max_files=0, max_fields=10)
+            form = await read_form(request)
         except HTTPException:
             return _login_page(request, status=400, error=FORM_UNREADABLE)
+        except FormTooLarge:
+            return _login_page(request, status=413, error=FORM_TOO_LARGE)
         email = str(form.get("email") or "")
         password = str(form.get("password") or "")
         offered = form.get("csrf_token")
@@ -159,9 +164,11 @@ def routes(dashboard: Dashboard) -> list[Route]:
         if choice is None:
             return harden(RedirectResponse("/login", status_code=303))
         try:
-            form = await request.form(max_files=0, max_fields=10)
+            form = await read_form(request)
         except HTTPException:
             return _accounts_page(request, choice, status=400, error=FORM_UNREADABLE)
+        except FormTooLarge:
+            return _accounts_page(request, choice, status=413, error=FORM_TOO_LARGE)
         offered = form.get("csrf_token")
         if not csrf_matches(choice.csrf_token, offered if isinstance(offered, str) else None):
             return _accounts_page(request, choice, status=403, error=FORM_EXPIRED)
@@ -243,9 +250,11 @@ def routes(dashboard: Dashboard) -> list[Route]:
         if view is None:
             return _invalid_link(request)
         try:
-            form = await request.form(max_files=0, max_fields=10)
+            form = await read_form(request)
         except HTTPException:
             return _invitation_page(request, view, status=400, error=FORM_UNREADABLE)
+        except FormTooLarge:
+            return _invitation_page(request, view, status=413, error=FORM_TOO_LARGE)
         name = str(form.get("name") or "")
         offered = form.get("csrf_token")
         expected = request.cookies.get(INVITATION_CSRF_COOKIE)
