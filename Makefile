@@ -23,8 +23,9 @@ run: install
 chromium:
 	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 
+# Two test processes at once (pytest-xdist), each with its own embedded PostgreSQL; a file's tests stay together.
 test: install chromium lint
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2 --dist loadfile
 
 # The layers and their imports (pyproject.toml's [tool.importlinter] contracts), ruff and mypy.
 lint: install

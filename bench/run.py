@@ -3,10 +3,11 @@ physical limit (pgbench running the server's own redemption transaction) and a b
 all in one run on one machine.
 
     python bench/run.py [--cards 100000] [--duration 10] [--connections 1,8,32] [--workers N]
-                        [--scale-to 1000000] [--only redeem,balance]
+                        [--scale-to 1000000] [--messages 10000] [--only redeem,balance]
 
 Uses the PostgreSQL named by TEST_DATABASE_URL (default: the local one) in a fresh database of its own,
-dropped at the end. Prints one table; exits non-zero if any request errored.
+dropped at the end. The server mails to an SMTP sink started for the run (bench/outbox_drain.py), as production
+settings require an SMTP server. Prints one table; exits non-zero if any request errored.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "bench"))
 sys.path.insert(0, str(ROOT))
 
+import outbox_drain  # noqa: E402
 import pgbench_script  # noqa: E402
 from tests.safety import processes  # noqa: E402
 
@@ -53,8 +55,21 @@ EPOS = "bench"
 BALANCE = 1_000_000_000
 # What a run measures; `--only` picks some. The first seven are rows at each connection count; "mixed" is the
 # redemption beside logins, "budget" the rows with the cost budget on, "alternating" the redemption runs
-# between limit runs.
-PARTS = ("limit", "redeem", "balance", "line_items", "ping", "floor", "login", "mixed", "budget", "alternating")
+# between limit runs, "outbox" the drain of a backlog of e-gifts and the redemption beside it (bench/outbox_drain.py).
+PARTS = (
+    "limit",
+    "redeem",
+    "balance",
+    "line_items",
+    "ping",
+    "floor",
+    "login",
+    "mixed",
+    "budget",
+    "alternating",
+    "outbox",
+)
+NAN = float("nan")  # a column that does not apply to a row (printed empty)
 
 
 @dataclass
@@ -90,6 +105,8 @@ class Bench:
     only: frozenset[str] = frozenset(PARTS)
     # At 8 connections, alternating: limit, redemption, limit, ..., limit (each redemption between two limits).
     sandwich: list[Row] = field(default_factory=list)
+    messages: int = 10_000  # e-gifts queued for the outbox part
+    sink: outbox_drain.Sink | None = None  # the SMTP server the bench server mails to
 
 
 def beside(url: str, name: str) -> str:
@@ -210,6 +227,8 @@ def start_giftledger(
         "GIFTLEDGER_ENV": "production",
         "GIFTLEDGER_SECRET_KEY": SECRET,
         "GIFTLEDGER_DATABASE_URL": bench.database_url,
+        "GIFTLEDGER_SMTP_URL": bench.sink.url if bench.sink else "",
+        "GIFTLEDGER_MAIL_FROM": outbox_drain.SENDER,
         **budget,
     }
     process = subprocess.Popen(
@@ -599,6 +618,8 @@ def measure(bench: Bench, connections: list[int], scale_to: int | None) -> None:
                 budgeted(bench, Path(tmp) / "budgeted.log")
             if "alternating" in only:
                 alternating(bench, url, server.pid)
+            if "outbox" in only:
+                outbox(bench, url, server.pid)
             if scale_to is not None and scale_to > bench.cards:
                 scale(bench, url, server.pid, scale_to)
         finally:
@@ -624,6 +645,75 @@ def mixed(bench: Bench, url: str, pid: int) -> None:
     for row in mixed_rows:
         row.operation, row.note = "login (mixed)", "beside 8 redeeming"
         bench.rows.append(row)
+
+
+def outbox(bench: Bench, url: str, pid: int) -> None:
+    """The outbox (bench/outbox_drain.py): the floor (aiosmtplib alone to the sink, a connection per message and
+    one per batch); `bench.messages` e-gifts queued at once and drained by the server's senders (one per worker);
+    then redemptions at 8 connections without a backlog, and again while as many e-gifts drain."""
+    assert bench.sink is not None
+    n = bench.messages
+    for reuse in (False, True):
+        floor = outbox_drain.floor(bench.sink.url, bench.sink.process.pid, min(n, 2000), reuse, cpu_seconds)
+        bench.rows.append(
+            Row(
+                f"smtp floor ({f'{outbox_drain.BATCH} messages' if reuse else 'a message'} a connection)",
+                outbox_drain.CONCURRENCY,
+                floor.rate,
+                NAN,
+                NAN,
+                0,
+                floor.client_cpu_ms,
+                note=f"aiosmtplib alone, no database: messages/s, the client's CPU; the sink's "
+                f"{floor.sink_cpu_ms:.2f} ms/message",
+            )
+        )
+    start = asyncio.run(outbox_drain.database_now(bench.database_url))
+    asyncio.run(outbox_drain.queue(bench.database_url, bench.account_id, n))
+    before = cpu_seconds(process_tree(pid))
+    with Sampler(pid) as sampler:
+        drained, db_used = database_cpu(lambda: asyncio.run(outbox_drain.wait_drained(bench.database_url, start)))
+    used = cpu_seconds(process_tree(pid)) - before
+    bench.rows.append(
+        Row(
+            "outbox drain",
+            outbox_drain.CONCURRENCY * bench.workers,
+            drained.rate,
+            NAN,
+            NAN,
+            drained.failed + drained.retried + n - drained.messages,
+            used * 1000 / max(1, drained.messages),
+            db_used * 1000 / max(1, drained.messages),
+            rss_mb=sampler.peak,
+            note=f"messages/s: {n:,} e-gifts queued at once, {bench.workers} senders (one a worker), "
+            f"{outbox_drain.CONCURRENCY} SMTP connections each at once; errors: failed, lost or sent twice",
+        )
+    )
+    without = run_wrk(bench, "redeem.lua", url, 8, pid)
+    without.operation, without.note = "redeem (no backlog)", "just before the next row"
+    bench.rows.append(without)
+    start = asyncio.run(outbox_drain.database_now(bench.database_url))
+    asyncio.run(outbox_drain.queue(bench.database_url, bench.account_id, n))
+    began = asyncio.run(outbox_drain.database_now(bench.database_url))
+    beside = run_wrk(bench, "redeem.lua", url, 8, pid)
+    ended = asyncio.run(outbox_drain.database_now(bench.database_url))
+    left = asyncio.run(outbox_drain.queued(bench.database_url))
+    sent = asyncio.run(outbox_drain.sent_between(bench.database_url, began, ended))
+    drained = asyncio.run(outbox_drain.wait_drained(bench.database_url, start))
+    beside.operation = "redeem (outbox draining)"
+    beside.note = f"while {n:,} queued e-gifts drain ({left:,} still queued at its end)"
+    bench.rows.append(beside)
+    bench.rows.append(
+        Row(
+            "outbox drain (beside redeeming)",
+            outbox_drain.CONCURRENCY * bench.workers,
+            sent / (ended - began).total_seconds(),
+            NAN,
+            NAN,
+            drained.failed + drained.retried + n - drained.messages,
+            note="messages/s sent while 8 connections redeemed (the row above)",
+        )
+    )
 
 
 def alternating(bench: Bench, url: str, pid: int) -> None:
@@ -702,8 +792,9 @@ def table(bench: Bench) -> str:
         cpu = f"{r.cpu_ms_per_request:.2f}" if r.cpu_ms_per_request is not None else ""
         rss = f"{r.rss_mb:.0f}" if r.rss_mb else ""
         db = f"{r.db_cpu_ms_per_request:.2f}" if r.db_cpu_ms_per_request is not None else ""
+        p50, p99 = (f"{ms:.2f}" if ms == ms else "" for ms in (r.p50_ms, r.p99_ms))  # NaN: does not apply
         lines.append(
-            f"| {r.operation} | {r.connections} | {r.rps:,.0f} | {r.p50_ms:.2f} | {r.p99_ms:.2f} | "
+            f"| {r.operation} | {r.connections} | {r.rps:,.0f} | {p50} | {p99} | "
             f"{r.errors} | {cpu} | {db} | {rss} | {r.split} | {r.note} |"
         )
     lines.append("")
@@ -741,6 +832,20 @@ def table(bench: Bench) -> str:
             f"- 8 connections: redemption / limit median {ratios[len(ratios) // 2]:.0%} "
             f"(lowest {ratios[0]:.0%}, highest {ratios[-1]:.0%})"
         )
+    quiet, busy = by.get(("redeem (no backlog)", 8)), by.get(("redeem (outbox draining)", 8))
+    if quiet and busy and quiet.rps:
+        lines.append(
+            f"- outbox: redemption while e-gifts drain / without a backlog = {busy.rps / quiet.rps:.0%} "
+            f"(p99 {busy.p99_ms:.1f} / {quiet.p99_ms:.1f} ms)"
+        )
+    drain = by.get(("outbox drain", outbox_drain.CONCURRENCY * bench.workers))
+    single = by.get(("smtp floor (a message a connection)", outbox_drain.CONCURRENCY))
+    batched = by.get((f"smtp floor ({outbox_drain.BATCH} messages a connection)", outbox_drain.CONCURRENCY))
+    if drain and single and batched and single.rps:
+        lines.append(
+            f"- outbox: drain / SMTP floor with a connection a message = {drain.rps / single.rps:.0%}; "
+            f"that floor / with {outbox_drain.BATCH} messages a connection = {single.rps / batched.rps:.0%}"
+        )
     for name in ("balance", "line_items"):
         small, large = by.get((name, 8)), by.get((f"{name} (scale)", 8))
         if small and large and small.p99_ms:
@@ -764,6 +869,7 @@ def main() -> None:
     parser.add_argument(
         "--only", default=",".join(PARTS), help=f"measure only these, comma-separated, of: {', '.join(PARTS)}"
     )
+    parser.add_argument("--messages", type=int, default=10_000, help="e-gifts queued for the outbox part")
     parser.add_argument("--database-url", default=os.environ.get("TEST_DATABASE_URL", DEFAULT_PG))
     args = parser.parse_args()
     only = frozenset(part.strip() for part in args.only.split(",") if part.strip())
@@ -789,13 +895,17 @@ def main() -> None:
     bench = Bench(admin, beside(admin, name), args.cards, args.workers, args.duration)
     bench.repeat = max(0, args.repeat)
     bench.only = only
-    try:
-        account_id = asyncio.run(prepare(bench))
-        asyncio.run(load_cards(bench, account_id, 1, args.cards + 1))
-        measure(bench, [int(c) for c in args.connections.split(",")], args.scale_to)
-        plans = asyncio.run(explain(bench)) if "limit" in only else ""
-    finally:
-        asyncio.run(drop())
+    bench.messages = max(2, args.messages)
+    with tempfile.TemporaryDirectory() as logs:
+        bench.sink = outbox_drain.Sink(Path(logs) / "smtp.log")
+        try:
+            account_id = asyncio.run(prepare(bench))
+            asyncio.run(load_cards(bench, account_id, 1, args.cards + 1))
+            measure(bench, [int(c) for c in args.connections.split(",")], args.scale_to)
+            plans = asyncio.run(explain(bench)) if "limit" in only else ""
+        finally:
+            bench.sink.stop()
+            asyncio.run(drop())
     print(table(bench))
     if plans:
         print()

@@ -49,7 +49,7 @@ def mailer_for(settings: Settings) -> Mailer:
 
 
 def mail_directory(settings: Settings) -> Path:
-    return settings.data_dir / "mail"
+    return settings.mail_directory
 
 
 def build_services(settings: Settings) -> Services:

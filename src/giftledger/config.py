@@ -62,12 +62,18 @@ class Settings:
     public_url: str = "http://127.0.0.1:8000"  # where links in messages point (the card pages)
     mail_max_attempts: int = 8
     mail_retry_seconds: int = 60  # the first retry's delay; each later one doubles, up to 6 hours
+    mail_lease_seconds: int = 120  # how long a sender holds a message it is sending (then another may resend it)
     data_dir: Path = DEFAULT_DATA_DIR
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def development(self) -> bool:
         return self.environment == "development"
+
+    @property
+    def mail_directory(self) -> Path:
+        """Where messages are written as `.eml` files when no SMTP server is configured (development, tests)."""
+        return self.data_dir / "mail"
 
 
 def leftover_sqlite(data_dir: Path) -> Path | None:
@@ -179,4 +185,5 @@ def load_settings(env: Mapping[str, str] | None = None, *, database_url: str | N
         public_url=public_url,
         mail_max_attempts=number("MAIL_MAX_ATTEMPTS", 8),
         mail_retry_seconds=number("MAIL_RETRY_SECONDS", 60),
+        mail_lease_seconds=number("MAIL_LEASE_SECONDS", 120),
     )

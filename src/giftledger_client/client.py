@@ -120,7 +120,12 @@ class GiftCardClient:
         return self._sell(item, amount, number, reference)
 
     def sell_digital_card(self, amount: int, email: str, *, reference: str | None = None) -> Sale:
-        """Sell a digital card for `amount` pence to `email` (its fulfilment email); the server generates the number."""
+        """Sell a digital card for `amount` pence to `email` (its fulfilment email); the server generates the number.
+
+        The server queues the card's e-gift email to `email` in the sale's own transaction (so it exists if, and
+        only if, the sale went through) and its outbox sender delivers it afterwards, retrying while it fails;
+        the sale's reply does not wait for it, so a `Sale` returned means the email is queued, not yet received.
+        """
         self._require_enabled()
         _require_amount(amount, "amount")
         if not isinstance(email, str) or "@" not in email.strip() or len(email.strip()) < 3:

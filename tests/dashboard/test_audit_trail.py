@@ -437,7 +437,7 @@ async def test_every_form_writes_exactly_one_record_even_when_refused(
         "link": "no-such-link",
     }
     paths = post_routes(services)
-    assert "/login" in paths and "/logout" in paths and len(paths) == 23
+    assert "/login" in paths and "/logout" in paths and len(paths) == 26
     before = await settings_state(services, demo)
     seen: dict[str, list[tuple[str, str, str | None]]] = {}
     with unchanged(database_url, demo.account_id):
@@ -458,6 +458,7 @@ async def test_every_form_writes_exactly_one_record_even_when_refused(
         "/account": [("dashboard.account.switch", "refused", "FORBIDDEN")],
         "/account/password": [("dashboard.password.change", "refused", "VALIDATION")],
         "/cards/{card_id}/adjust": [("dashboard.card.adjust", "refused", "FORBIDDEN")],
+        "/cards/{card_id}/send": [("dashboard.card.resend", "refused", "FORBIDDEN")],
         "/cards/{card_id}/line-items/{line_item_id}/reverse": [("dashboard.card.reverse", "refused", "FORBIDDEN")],
         "/shop/in-store-gift/price-modifiers": [("dashboard.price_modifier.add", "refused", "FORBIDDEN")],
         "/shop/in-store-gift/price-modifiers/{modifier_id}": [
@@ -480,6 +481,8 @@ async def test_every_form_writes_exactly_one_record_even_when_refused(
         ],
         "/settings/team/{user_id}/role": [("dashboard.team.change_role", "refused", "FORBIDDEN")],
         "/settings/team/{user_id}/remove": [("dashboard.team.remove", "refused", "FORBIDDEN")],
+        "/settings/branding": [("dashboard.branding.save", "refused", "FORBIDDEN")],
+        "/settings/branding/logo/remove": [("dashboard.branding.remove_logo", "refused", "FORBIDDEN")],
     }
 
     # a form posted without a session names nobody: the browser is sent to log in, and nothing is written
@@ -557,7 +560,13 @@ async def test_the_audit_trail_page_is_the_store_owners_alone(app: Starlette, se
     page = await owner.web.get("/settings/audit")
     assert page.status_code == 200
     nav = re.findall(r'<nav aria-label="Main".*?</nav>', page.text, flags=re.S)[0]
-    assert re.findall(r"<a [^>]*>([^<]+)</a>", nav)[-4:] == ["Site Settings", "Integrations", "Team", "Audit Trail"]
+    assert re.findall(r"<a [^>]*>([^<]+)</a>", nav)[-5:] == [
+        "Site Settings",
+        "Integrations",
+        "Team",
+        "Branding",
+        "Audit Trail",
+    ]
     assert 'href="/settings/audit" aria-current="page"' in nav
     [login] = rows(page.text, "audit-trail")
     assert login[1:] == [

@@ -16,15 +16,18 @@ from giftledger.app import build_services, mailer_for
 from giftledger.config import ConfigurationError, load_settings
 from giftledger.domain.catalogue import POINTONE
 from giftledger.domain.errors import ValidationFailed
-from giftledger.outbound.mailers import DirectoryMailer, SmtpMailer
+from giftledger.outbound import emails
+from giftledger.outbound.mailers import DeliveryFailed, DirectoryMailer, Mailer, SmtpMailer
 from giftledger.services import outbox
 from giftledger.services.access import log_in
 from giftledger.services.context import Principal, Services
 from giftledger.services.sales import OrderItem, OrderRequest, ReceiptContact, sell_cards
+from giftledger.storage.clock import utcnow
 from giftledger.storage.outbox import outbox_messages
 from giftledger.storage.people import Directory
 from tests.outbox.smtp import smtp_server
-from tests.support import SECRET, Demo, fresh_database, new_demo, run, test_settings
+from tests.support import SECRET, Demo, fresh_database, new_demo, run
+from tests.support import test_settings as settings_for  # (not collected as a test)
 
 
 @pytest.fixture
@@ -82,7 +85,7 @@ def test_a_sale_sends_its_e_gift_and_receipt_once(isolated: str) -> None:
     with smtp_server() as (inbox, url):
 
         async def work() -> None:
-            services = build_services(test_settings(isolated, mail_from="cards@giftledger.test"))
+            services = build_services(settings_for(isolated, mail_from="cards@giftledger.test"))
             try:
                 pos = await till(services, demo)
                 sold = await sell_cards(
@@ -129,7 +132,7 @@ def test_a_refused_sale_queues_nothing(isolated: str) -> None:
     demo = new_demo(isolated)
 
     async def work() -> None:
-        services = build_services(test_settings(isolated))
+        services = build_services(settings_for(isolated))
         try:
             pos = await till(services, demo)
             for bad in (emailed(demo, 1000, None), emailed(demo, 1000, "not an email")):
@@ -154,6 +157,7 @@ def test_mail_settings_are_checked_and_production_needs_smtp() -> None:
         "http://127.0.0.1:8000",
     )
     assert isinstance(mailer_for(development), DirectoryMailer)
+    assert development.mail_lease_seconds == 120  # a sender's hold on a message it sends: 2 minutes
     production = {
         **base,
         "GIFTLEDGER_ENV": "production",
@@ -181,6 +185,86 @@ def test_mail_settings_are_checked_and_production_needs_smtp() -> None:
         ("GIFTLEDGER_MAIL_FROM", "not an address", "must be an email address"),
         ("GIFTLEDGER_PUBLIC_URL", "gift.shop.example", "must be an http"),
         ("GIFTLEDGER_MAIL_MAX_ATTEMPTS", "0", "at least 1"),
+        ("GIFTLEDGER_MAIL_LEASE_SECONDS", "0", "at least 1"),
     ):
         with pytest.raises(ConfigurationError, match=message):
             load_settings({**production, name: value})
+
+
+def test_an_address_beyond_ascii_goes_by_smtputf8_and_fails_for_good_where_the_server_lacks_it() -> None:
+    """The API takes josé@example.com; aiosmtplib, unless asked for SMTPUTF8, fails to encode such an address
+    (UnicodeEncodeError), which no retry mends."""
+    gift = emails.EGift("6280390000000011", 1000, None, None, "https://gift.example.test/c/token")
+    built = emails.e_gift(
+        emails.Brand("Shop"), gift, sender="cards@giftledger.test", recipient="josé@example.com", now=utcnow()
+    )
+
+    async def send(url: str) -> None:
+        await SmtpMailer(url).deliver(
+            built.content, sender="cards@giftledger.test", recipient="josé@example.com", message_id=built.message_id
+        )
+
+    with smtp_server(utf8=True) as (inbox, url):
+        run(send(url))
+        [got] = inbox.snapshot()
+        assert (got.recipients, got.message_id) == (["josé@example.com"], built.message_id)
+    with smtp_server() as (inbox, url):
+        with pytest.raises(DeliveryFailed) as failed:
+            run(send(url))
+        assert failed.value.permanent and "SMTPUTF8" in failed.value.reason and inbox.snapshot() == []
+
+
+class Unforeseen:
+    """A mailer that fails in a way it does not foresee (not `DeliveryFailed`) for one recipient."""
+
+    def __init__(self, inner: Mailer, recipient: str) -> None:
+        self.inner = inner
+        self.recipient = recipient
+
+    def describe(self) -> str:
+        return "unforeseen"
+
+    async def deliver(self, content: bytes, *, sender: str, recipient: str, message_id: str) -> None:
+        if recipient == self.recipient:
+            raise RuntimeError("something nobody foresaw")
+        await self.inner.deliver(content, sender=sender, recipient=recipient, message_id=message_id)
+
+
+def test_an_unexpected_mailer_error_is_a_failed_attempt_with_its_reason_not_a_message_left_leased(
+    isolated: str,
+) -> None:
+    demo = new_demo(isolated)
+    with smtp_server() as (inbox, url):
+
+        async def work() -> None:
+            services = build_services(settings_for(isolated, mail_retry_seconds=60))
+            try:
+                pos = await till(services, demo)
+                items = [emailed(demo, 1000, to) for to in ("a@example.com", "boom@example.com", "c@example.com")]
+                await sell_cards(services, pos, order(demo, *items))
+                mailer = Unforeseen(SmtpMailer(url), "boom@example.com")
+                assert await outbox.deliver_due(services, mailer) == 3
+                async with services.db.read() as conn:
+                    rows = (
+                        await conn.execute(
+                            select(
+                                outbox_messages.c.recipient,
+                                outbox_messages.c.state,
+                                outbox_messages.c.attempts,
+                                outbox_messages.c.last_error,
+                                outbox_messages.c.locked_until,
+                                outbox_messages.c.next_attempt_at > func.now(),
+                            ).order_by(outbox_messages.c.id)
+                        )
+                    ).all()
+                assert [tuple(r) for r in rows] == [
+                    ("a@example.com", "sent", 1, None, None, False),
+                    # tried again in a minute (and failed for good after the last attempt), not in two
+                    ("boom@example.com", "queued", 1, "RuntimeError: something nobody foresaw", None, True),
+                    ("c@example.com", "sent", 1, None, None, False),
+                ]
+                assert sorted(r.recipients[0] for r in inbox.snapshot()) == ["a@example.com", "c@example.com"]
+            finally:
+                await services.db.dispose()
+
+        run(work())

@@ -147,7 +147,9 @@ def test_key_id_is_a_digest_not_the_key() -> None:
 
 
 def env(tmp_path: Path, **values: str) -> dict[str, str]:
-    return {"GIFTLEDGER_DATA_DIR": str(tmp_path), **{f"GIFTLEDGER_{k}": v for k, v in values.items()}}
+    """An environment with these GIFTLEDGER_ values (and the mail settings production requires)."""
+    mail = {"GIFTLEDGER_SMTP_URL": "smtp://127.0.0.1:2525", "GIFTLEDGER_MAIL_FROM": "cards@shop.example"}
+    return {"GIFTLEDGER_DATA_DIR": str(tmp_path), **mail, **{f"GIFTLEDGER_{k}": v for k, v in values.items()}}
 
 
 @pytest.mark.parametrize("environment", ["production", "test"])

@@ -319,7 +319,15 @@ def balance(state: TillState, card: str, as_json: bool) -> None:
 @till.command()
 @click.argument("values", nargs=-1, required=True, metavar="[CARD] AMOUNT")
 @click.option("--generate", is_flag=True, help="Sell a digital card: the server generates the number.")
-@click.option("--email", default=None, help="The customer's email for a digital card (with --generate; not sent yet).")
+@click.option(
+    "--email",
+    default=None,
+    help=(
+        "The customer's email for a digital card (with --generate). The server queues the card's e-gift email in "
+        "the sale's own transaction and its outbox sends it moments later (by SMTP; in development without "
+        "GIFTLEDGER_SMTP_URL, to an .eml file under var/mail)."
+    ),
+)
 @reference_option
 @json_option
 @pass_state

@@ -7,7 +7,19 @@ from pathlib import Path
 from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 
-from giftledger.dashboard.pages import audit, auth, cards, overview, reports, settings, shop, team
+from giftledger.dashboard.pages import (
+    audit,
+    auth,
+    branding,
+    cardholder,
+    cards,
+    dev_mail,
+    overview,
+    reports,
+    settings,
+    shop,
+    team,
+)
 from giftledger.dashboard.web import Dashboard
 from giftledger.services.context import Services
 
@@ -20,6 +32,6 @@ def dashboard_routes(services: Services) -> list[BaseRoute]:
     """Every dashboard route, for the composition root to mount beside /graphql."""
     dashboard = Dashboard(services)
     routes: list[BaseRoute] = [Mount("/static", app=StaticFiles(directory=STATIC), name="static")]
-    for module in (auth, overview, cards, reports, shop, settings, team, audit):
+    for module in (auth, overview, cards, reports, shop, settings, team, branding, audit, dev_mail, cardholder):
         routes.extend(module.routes(dashboard))
     return routes

@@ -16,7 +16,7 @@ PERMISSION_LABELS = MappingProxyType(
         Permission.CARD_TOP_UP: "Top up cards",
         Permission.CARD_ADJUST: "Adjust a card's balance by hand",
         Permission.LINE_ITEM_REVERSE: "Reverse line items",
-        Permission.ORDER_READ: "See orders",
+        Permission.ORDER_READ: "See orders; send a card's e-gift again",
         Permission.PRODUCT_READ: "See products (In-Store Gift)",
         Permission.PRODUCT_MANAGE: "Change products and price modifiers",
         Permission.SITE_MANAGE: "Add, edit and delete sites",

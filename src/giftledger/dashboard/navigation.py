@@ -45,6 +45,7 @@ SECTIONS: tuple[tuple[str | None, tuple[Link, ...]], ...] = (
             Link("Site Settings", "/settings/sites", Permission.SITE_MANAGE),
             Link("Integrations", "/settings/integrations", Permission.INTEGRATION_MANAGE),
             Link("Team", "/settings/team", Permission.TEAM_MANAGE),
+            Link("Branding", "/settings/branding", Permission.TEAM_MANAGE),
             Link("Audit Trail", "/settings/audit", Permission.AUDIT_READ),
         ),
     ),
@@ -55,7 +56,11 @@ def _is_current(href: str, path: str) -> bool:
     return path == href if href == "/" else path == href or path.startswith(href + "/")
 
 
-def sections(principal: Principal, path: str) -> list[Section]:
+# Shown in development and test, to Store Owners only (services/dev_mail.available decides).
+DEV_MAIL = Link("Mail (development)", "/dev/mail", Permission.DASHBOARD)
+
+
+def sections(principal: Principal, path: str, *, dev_mail: bool = False) -> list[Section]:
     result = []
     for label, links in SECTIONS:
         items = [
@@ -63,6 +68,8 @@ def sections(principal: Principal, path: str) -> list[Section]:
             for link in links
             if allows(principal.role, link.permission)
         ]
+        if label is None and dev_mail:
+            items.append(Item(DEV_MAIL.label, DEV_MAIL.href, _is_current(DEV_MAIL.href, path)))
         if items:
             result.append(Section(label, items))
     return result

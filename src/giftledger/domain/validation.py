@@ -78,5 +78,8 @@ MAX_AMOUNT = 1_000_000_000
 
 
 def is_email(value: str) -> bool:
+    """name@domain.tld, at most 320 characters, with no space, line break or other unprintable character
+    (an address goes into a message's To header, where a line break would start another header)."""
     local, at, domain = value.partition("@")
-    return bool(at and local and "." in domain and " " not in value and len(value) <= 320)
+    printable = all(ch.isprintable() and not ch.isspace() for ch in value)
+    return bool(at and local and "." in domain and printable and len(value) <= 320)

@@ -10,15 +10,16 @@ import io
 from dataclasses import dataclass
 from datetime import datetime
 from email.message import EmailMessage
-from email.policy import SMTP
+from email.policy import SMTP, SMTPUTF8
 from email.utils import format_datetime, make_msgid
 from pathlib import Path
 
 import segno
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
+from giftledger.domain.branding import DEFAULT_COLOUR, ink_on
+
 TEMPLATES = Path(__file__).parent / "templates"
-DEFAULT_COLOUR = "#1b7f3b"
 
 _env = Environment(
     loader=FileSystemLoader(TEMPLATES),
@@ -35,6 +36,11 @@ class Brand:
     colour: str = DEFAULT_COLOUR
     logo: bytes | None = None
     logo_type: str | None = None  # image/png, image/jpeg
+
+    @property
+    def ink(self) -> str:
+        """The text colour on the brand colour (white, or near-black on a light colour)."""
+        return ink_on(self.colour)
 
 
 @dataclass(frozen=True)
@@ -85,7 +91,9 @@ def group_digits(card_reference: str) -> str:
 
 
 def _message(*, brand: Brand, sender: str, recipient: str, subject: str, now: datetime) -> EmailMessage:
-    message = EmailMessage(policy=SMTP)
+    # An address that is not ASCII is written as it is (the mailer then asks the server for SMTPUTF8): the
+    # SMTP policy would turn its local part into an encoded word, which is not an address.
+    message = EmailMessage(policy=SMTP if (sender + recipient).isascii() else SMTPUTF8)
     message["Subject"] = subject
     message["From"] = f"{brand.name} <{sender}>" if brand.name.isprintable() else sender
     message["To"] = recipient

@@ -48,6 +48,9 @@ class SmtpMailer:
         return f"{'smtps' if self._tls else 'smtp'}://{self._host}:{self._port}"  # never the password
 
     async def deliver(self, content: bytes, *, sender: str, recipient: str, message_id: str) -> None:
+        # An address with characters beyond ASCII (josé@example.com: the API takes it) needs SMTPUTF8, which
+        # aiosmtplib asks for only when told: without it, it fails to encode the address (UnicodeEncodeError).
+        utf8 = not (sender + recipient).isascii()
         try:
             await aiosmtplib.send(
                 content,
@@ -60,7 +63,12 @@ class SmtpMailer:
                 use_tls=self._tls,
                 start_tls=None if not self._tls else False,  # None: STARTTLS when the server offers it
                 timeout=SMTP_TIMEOUT_S,
+                mail_options=["SMTPUTF8"] if utf8 else None,
             )
+        except aiosmtplib.SMTPNotSupported as error:
+            # a server without SMTPUTF8 never takes this address; any other missing extension is its set-up's
+            permanent = utf8 and "SMTPUTF8" in str(error)
+            raise DeliveryFailed(f"{type(error).__name__}: {error}", permanent=permanent) from error
         except aiosmtplib.SMTPRecipientsRefused as error:
             raise DeliveryFailed(_reason(error), permanent=_permanent(error)) from error
         except aiosmtplib.SMTPResponseException as error:

@@ -1,12 +1,14 @@
 """The outbox's use cases: queue a message in the unit of work of the change that causes it, and the sender
 that delivers what is due (one per server process: `Sender`, started by the app's lifespan).
 
-Delivery is at least once, and a repeat is recognisable: a message is leased while it is sent; if the process
-dies between the mailer accepting it and the row being marked sent, the lease runs out and the same bytes (the
-same Message-ID) are sent again. A failed attempt is retried after `mail_retry_seconds`, doubling each time (up
-to 6 hours), until `mail_max_attempts`; then, or at once when the server refuses it for good (a 5xx reply), the
-message stops as failed with the reason, which the dashboard shows. The schedule lives in the database (the
-row's `next_attempt_at`), so it survives restarts: a retry library that sleeps in-process would not."""
+Delivery is at least once, and a repeat is recognisable: a message is leased while it is sent (for
+`mail_lease_seconds`: 2 minutes by default, well beyond one SMTP exchange, outbound/mailers.py's 30 s timeout);
+if the process dies between the mailer accepting it and the row being marked sent, the lease runs out and the
+same bytes (the same Message-ID) are sent again. A failed attempt is retried after `mail_retry_seconds`,
+doubling each time (up to 6 hours), until `mail_max_attempts`; then, or at once when the server refuses it for
+good (a 5xx reply), the message stops as failed with the reason, which the dashboard shows. The schedule lives
+in the database (the row's `next_attempt_at`), so it survives restarts: a retry library that sleeps in-process
+would not."""
 
 from __future__ import annotations
 
@@ -24,7 +26,6 @@ from giftledger.storage.unit_of_work import UnitOfWork
 
 log = logging.getLogger("giftledger.outbox")
 
-LEASE = timedelta(minutes=2)  # well beyond one SMTP exchange (outbound/mailers.py: 30 s timeout)
 RETRY_CAP = timedelta(hours=6)
 BATCH = 50  # messages claimed at once by one sender
 CONCURRENCY = 8  # of those, delivered at the same time
@@ -55,7 +56,9 @@ def retry_delay(services: Services, attempts: int) -> timedelta | None:
     return min(timedelta(seconds=settings.mail_retry_seconds * 2 ** (attempts - 1)), RETRY_CAP)
 
 
-async def _deliver(services: Services, mailer: Mailer, message: Claimed) -> bool:
+async def _attempt(services: Services, mailer: Mailer, message: Claimed) -> None:
+    """One attempt, any failure as `DeliveryFailed`: an error the mailer did not expect is a failed attempt too
+    (retried, then failed, with its reason shown), never a message left leased to be tried again for ever."""
     try:
         await mailer.deliver(
             message.content,
@@ -63,6 +66,16 @@ async def _deliver(services: Services, mailer: Mailer, message: Claimed) -> bool
             recipient=message.recipient,
             message_id=message.message_id,
         )
+    except DeliveryFailed:
+        raise
+    except Exception as error:
+        log.exception("message %s: the mailer failed unexpectedly", message.id)
+        raise DeliveryFailed(f"{type(error).__name__}: {error}") from error
+
+
+async def _deliver(services: Services, mailer: Mailer, message: Claimed) -> bool:
+    try:
+        await _attempt(services, mailer, message)
     except DeliveryFailed as failure:
         delay = None if failure.permanent else retry_delay(services, message.attempts)
         async with services.db.transaction() as conn:
@@ -83,7 +96,8 @@ async def _deliver(services: Services, mailer: Mailer, message: Claimed) -> bool
 async def deliver_due(services: Services, mailer: Mailer, *, limit: int = BATCH) -> int:
     """Claim up to `limit` due messages and deliver them (up to `CONCURRENCY` at a time); how many were claimed."""
     async with services.db.transaction() as conn:
-        claimed = await OutboxQueue(conn).claim(utcnow(), LEASE, limit)
+        lease = timedelta(seconds=services.settings.mail_lease_seconds)
+        claimed = await OutboxQueue(conn).claim(utcnow(), lease, limit)
     slots = asyncio.Semaphore(CONCURRENCY)
 
     async def one(message: Claimed) -> None:

@@ -161,6 +161,14 @@ class Cards:
             .values(product_id=product_id, initial_balance=initial_balance, contact_id=contact_id, message=message)
         )
 
+    async def message(self, card_id: int) -> str | None:
+        """The buyer's message kept from the card's sale (its e-gift carries it)."""
+        found = await self._conn.execute(
+            select(cards.c.message).where(cards.c.account_id == self._account_id, cards.c.id == card_id)
+        )
+        value = found.scalar()
+        return str(value) if value is not None else None
+
     async def return_to_stock(self, card_id: int) -> None:
         await self._conn.execute(
             update(cards)

@@ -25,11 +25,13 @@ from sqlalchemy import (
     Table,
     Text,
     and_,
+    any_,
     func,
     or_,
     select,
     update,
 )
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from giftledger.storage.clock import as_utc
@@ -182,7 +184,13 @@ class OutboxQueue:
         self._conn = conn
 
     async def claim(self, now: datetime, lease: timedelta, limit: int) -> list[Claimed]:
-        """Lease up to `limit` due messages, oldest due first, skipping any another sender holds."""
+        """Lease up to `limit` due messages, oldest due first, skipping any another sender holds.
+
+        The due ids are taken once, as an array: `id = ANY(ARRAY(SELECT ... LIMIT n FOR UPDATE SKIP LOCKED))`.
+        Written `id IN (SELECT ...)`, the planner may run a semi-join that rescans the subquery for each row of
+        the table: with the generic plan a prepared statement cached while the outbox was empty, a burst of
+        10,000 messages was leased whole to one sender, in time growing with the square of the backlog (claims
+        timed out holding the other sender's rows locked, whose messages were then sent twice)."""
         due = (
             select(outbox_messages.c.id)
             .where(
@@ -196,7 +204,7 @@ class OutboxQueue:
         )
         rows = await self._conn.execute(
             update(outbox_messages)
-            .where(outbox_messages.c.id.in_(due.scalar_subquery()))
+            .where(outbox_messages.c.id == any_(func.array(due.scalar_subquery())))
             .values(locked_until=now + lease, attempts=outbox_messages.c.attempts + 1)
             .returning(
                 outbox_messages.c.id,
@@ -252,6 +260,13 @@ card_pages = Table(
 )
 
 
+@dataclass(frozen=True)
+class CardPageRow:
+    account_id: int
+    card_id: int
+    created_at: datetime
+
+
 class CardPages:
     """The secret links to cards' own pages: only the hash of each token is kept."""
 
@@ -262,6 +277,17 @@ class CardPages:
         await self._conn.execute(
             card_pages.insert().values(token_hash=token_hash, account_id=account_id, card_id=card_id, created_at=now)
         )
+
+    async def find(self, token_hash: str) -> CardPageRow | None:
+        """The page of a token's hash: its card, in its account, and when the link was made."""
+        row = (
+            await self._conn.execute(
+                select(card_pages.c.account_id, card_pages.c.card_id, card_pages.c.created_at).where(
+                    card_pages.c.token_hash == token_hash
+                )
+            )
+        ).first()
+        return CardPageRow(int(row.account_id), int(row.card_id), as_utc(row.created_at)) if row else None
 
     async def card_of(self, token_hash: str) -> tuple[int, int] | None:
         """(account id, card id) of a page's token."""
@@ -292,6 +318,8 @@ class BrandingRow:
 
 
 class Branding:
+    """An account's colour and logo: one row, made by the first change (until then, the defaults)."""
+
     def __init__(self, conn: AsyncConnection, account_id: int) -> None:
         self._conn = conn
         self._account_id = account_id
@@ -307,3 +335,23 @@ class Branding:
         if row is None:
             return None
         return BrandingRow(row.colour, bytes(row.logo) if row.logo is not None else None, row.logo_type)
+
+    async def set_colour(self, colour: str, now: datetime) -> None:
+        statement = insert(account_branding).values(account_id=self._account_id, colour=colour, updated_at=now)
+        await self._conn.execute(
+            statement.on_conflict_do_update(
+                index_elements=[account_branding.c.account_id], set_={"colour": colour, "updated_at": now}
+            )
+        )
+
+    async def set_logo(self, logo: bytes | None, logo_type: str | None, *, default_colour: str, now: datetime) -> None:
+        """Replace the logo (None: remove it); an account with no row yet gets `default_colour` with it."""
+        statement = insert(account_branding).values(
+            account_id=self._account_id, colour=default_colour, logo=logo, logo_type=logo_type, updated_at=now
+        )
+        await self._conn.execute(
+            statement.on_conflict_do_update(
+                index_elements=[account_branding.c.account_id],
+                set_={"logo": logo, "logo_type": logo_type, "updated_at": now},
+            )
+        )

@@ -1,4 +1,4 @@
-"""Cards (find, history, manual adjustment, reversal) and Orders."""
+"""Cards (find, history, messages, manual adjustment, reversal, sending the e-gift again) and Orders."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from giftledger.domain.ledger import LineItemType
 from giftledger.domain.permissions import Permission, allows
 from giftledger.domain.records import LineItemRow
 from giftledger.domain.validation import Problems
-from giftledger.services import card_admin, queries
+from giftledger.services import card_admin, card_messages, queries
 from giftledger.services.card_admin import ManualAdjustment
 from giftledger.services.guessing import CardLookupsThrottled
 
@@ -48,6 +48,8 @@ def routes(dashboard: Dashboard) -> list[Route]:
         history = await card_admin.card_history(page.services, page.principal, page.path_int("card_id"))
         can_adjust = allows(page.principal.role, Permission.CARD_ADJUST)
         sites = await card_admin.adjustment_sites(page.services, page.principal) if can_adjust else []
+        sent = await card_messages.card_messages(page.services, page.principal, history.card.id)
+        context.setdefault("resend_values", {"email": sent.resend_to})
         return page.render(
             "card.html",
             status=status,
@@ -55,6 +57,9 @@ def routes(dashboard: Dashboard) -> list[Route]:
             sites=sites,
             can_adjust=can_adjust,
             can_reverse=allows(page.principal.role, Permission.LINE_ITEM_REVERSE),
+            can_resend=allows(page.principal.role, Permission.ORDER_READ),
+            messages=sent.lines,
+            resend_errors=context.pop("resend_errors", {}),
             types=LineItemType,
             **context,
         )
@@ -97,6 +102,17 @@ def routes(dashboard: Dashboard) -> list[Route]:
             return await _card_page(page, status=409, errors={"value": [error.message]}, values=values)
         return page.redirect(f"/cards/{card_id}#history", "adjusted")
 
+    async def resend(page: Page) -> Response:
+        card_id = page.path_int("card_id")
+        typed = page.field("email")
+        page.note(card_id=card_id, email=typed)
+        try:
+            queued = await card_messages.resend_e_gift(page.services, page.principal, card_id, typed)
+        except ValidationFailed as error:
+            return await _card_page(page, status=400, resend_errors=error.fields, resend_values={"email": typed})
+        page.note(outbox_message_id=queued.id)
+        return page.redirect(f"/cards/{card_id}#messages", "resent")
+
     async def _preview(page: Page) -> tuple[card_admin.CardHistory, LineItemRow]:
         return await card_admin.reversal_preview(
             page.services, page.principal, page.path_int("card_id"), page.path_int("line_item_id")
@@ -125,7 +141,8 @@ def routes(dashboard: Dashboard) -> list[Route]:
 
     async def order(page: Page) -> Response:
         view = await card_admin.order_detail(page.services, page.principal, page.path_int("order_id"))
-        return page.render("order.html", view=view, types=LineItemType)
+        sent = await card_messages.order_messages(page.services, page.principal, view.order.id)
+        return page.render("order.html", view=view, messages=sent, types=LineItemType)
 
     p, c = dashboard.page, dashboard.change
     return [
@@ -133,6 +150,7 @@ def routes(dashboard: Dashboard) -> list[Route]:
         Route("/cards", p(find), methods=["POST"]),
         Route("/cards/{card_id}", p(card), methods=["GET"]),
         Route("/cards/{card_id}/adjust", c("dashboard.card.adjust", adjust), methods=["POST"]),
+        Route("/cards/{card_id}/send", c("dashboard.card.resend", resend), methods=["POST"]),
         Route("/cards/{card_id}/line-items/{line_item_id}/reverse", p(confirm_reverse), methods=["GET"]),
         Route(
             "/cards/{card_id}/line-items/{line_item_id}/reverse", c("dashboard.card.reverse", reverse), methods=["POST"]
