@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import email as email_parser
+import email.policy as email_policy
+import re
 import uuid
+from email.message import EmailMessage
+
+from sqlalchemy import func, select
 
 from giftledger.domain.catalogue import POINTONE
 from giftledger.domain.permissions import Role
@@ -13,6 +19,7 @@ from giftledger.services.context import Principal, Services
 from giftledger.services.reversals import ReversalItem, ReversalRequest, reverse_line_items
 from giftledger.services.sales import Discount, OrderItem, OrderRequest, ReceiptContact, sell_cards
 from giftledger.services.views import AdjustmentView, OrderView, ReversalView
+from giftledger.storage.outbox import outbox_messages
 from tests.support import Demo
 
 
@@ -89,3 +96,26 @@ PASSWORD = "correct-horse-battery"
 
 async def site_ids(services: Services, demo: Demo) -> dict[str, int]:
     return {s.name: s.id for s in await setup.list_sites(services, setup.operator(demo.account_id))}
+
+
+async def invitation_path(services: Services, account_id: int, email: str) -> str:
+    """The path of the newest invitation link emailed to `email` by this account (read from the outbox)."""
+    async with services.db.read() as conn:
+        content = (
+            await conn.execute(
+                select(outbox_messages.c.content)
+                .where(
+                    outbox_messages.c.account_id == account_id,
+                    outbox_messages.c.kind == "team.invitation",
+                    func.lower(outbox_messages.c.recipient) == email.lower(),
+                )
+                .order_by(outbox_messages.c.id.desc())
+                .limit(1)
+            )
+        ).scalar_one()
+    message = email_parser.message_from_bytes(bytes(content), policy=email_policy.default)
+    text = message.get_body(preferencelist=("plain",))
+    assert isinstance(text, EmailMessage)
+    found = re.search(r"https?://[^/\s]+(/invitations/[A-Za-z0-9_-]{43})\b", text.get_content())
+    assert found, text.get_content()
+    return found.group(1)

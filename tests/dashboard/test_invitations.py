@@ -7,23 +7,27 @@ page reads the same whether or not the address has a login, and a person in seve
 
 from __future__ import annotations
 
+import email as email_parser
+import email.policy as email_policy
 import re
 import uuid
+from email.message import EmailMessage
 
 import pytest
+from sqlalchemy import select
 from starlette.applications import Starlette
 
 from giftledger.domain.errors import Forbidden, NotFound, Unauthorized
 from giftledger.domain.permissions import Role
 from giftledger.services import access, dashboard_sessions, invitations, setup, team
 from giftledger.services.context import Services
+from giftledger.storage.outbox import outbox_messages
 from giftledger.storage.people import Directory
 from tests.dashboard.browser import off_loop, unchanged
-from tests.dashboard.helpers import PASSWORD
+from tests.dashboard.helpers import PASSWORD, invitation_path
 from tests.dashboard.web import Web, field_error, text_of
 from tests.support import Demo, new_demo
 
-LINK = re.compile(r'data-testid="invite-link">http://dashboard\.test/invitations/([A-Za-z0-9_-]{43})<')
 SECRET_NAME = "Bettina Secretname"
 
 
@@ -51,9 +55,9 @@ async def owner_of(app: Starlette, demo: Demo) -> Web:
     return web
 
 
-def invited_page(body: str, email: str, link: str) -> str:
-    """The inviter's page with what differs by design (the address typed and the link's secret) blanked."""
-    return text_of(body).replace(email, "EMAIL").replace(link, "LINK")
+def invited_page(body: str, email: str) -> str:
+    """The inviter's page with what differs by design (the address typed) blanked."""
+    return text_of(body).replace(email, "EMAIL")
 
 
 async def test_inviting_another_tenants_login_reveals_nothing_and_changes_nothing(
@@ -71,12 +75,12 @@ async def test_inviting_another_tenants_login_reveals_nothing_and_changes_nothin
             "/settings/team", {"name": "Typed Name", "email": fresh_email, "role": "store_manager"}
         )
     assert existing.status_code == fresh.status_code == 200
-    existing_link, fresh_link = LINK.search(existing.text), LINK.search(fresh.text)
-    assert existing_link and fresh_link
-    # the same page, whether or not the address has a login; the stored name is nowhere
-    assert invited_page(existing.text, email, existing_link.group(1)) == invited_page(
-        fresh.text, fresh_email, fresh_link.group(1)
-    )
+    # the same page, whether or not the address has a login; the stored name is nowhere; the link only in the
+    # email to the address invited, never on the inviter's page
+    assert invited_page(existing.text, email) == invited_page(fresh.text, fresh_email)
+    for address, page in ((email, existing), (fresh_email, fresh)):
+        path = await invitation_path(services, demo.account_id, address)
+        assert path.removeprefix("/invitations/") not in page.text
     team_page = await owner.get("/settings/team")
     for body in (existing.text, team_page.text):
         assert SECRET_NAME not in body
@@ -98,9 +102,8 @@ async def test_joining_takes_the_invited_logins_own_password(
     other, email = await other_tenant(services, database_url)
     owner = await owner_of(app, demo)
     invited = await owner.post("/settings/team", {"name": "Typed Name", "email": email, "role": "guest_service"})
-    link = LINK.search(invited.text)
-    assert link
-    path = f"/invitations/{link.group(1)}"
+    assert invited.status_code == 200
+    path = await invitation_path(services, demo.account_id, email)
 
     holder = Web(app)  # whoever holds the link: without the login's password, nothing happens
     shown = await holder.get(path)
@@ -222,18 +225,16 @@ async def test_a_signed_in_person_accepts_or_declines_from_the_account_chooser(
 async def test_a_cancelled_or_replaced_link_no_longer_works(app: Starlette, services: Services, demo: Demo) -> None:
     owner = await owner_of(app, demo)
     email = f"carl-{uuid.uuid4().hex[:8]}@example.com"
-    first = LINK.search(
-        (await owner.post("/settings/team", {"name": "Carl", "email": email, "role": "foh_staff"})).text
-    )
-    second = LINK.search(
-        (await owner.post("/settings/team", {"name": "Carl", "email": email, "role": "foh_staff"})).text
-    )
-    assert first and second and first.group(1) != second.group(1)
-    assert (await Web(app).get(f"/invitations/{first.group(1)}")).status_code == 404  # replaced
+    await owner.post("/settings/team", {"name": "Carl", "email": email, "role": "foh_staff"})
+    first = (await invitation_path(services, demo.account_id, email)).removeprefix("/invitations/")
+    await owner.post("/settings/team", {"name": "Carl", "email": email, "role": "foh_staff"})
+    second = (await invitation_path(services, demo.account_id, email)).removeprefix("/invitations/")
+    assert first != second
+    assert (await Web(app).get(f"/invitations/{first}")).status_code == 404  # replaced
     [pending] = await team.pending_invitations(services, setup.operator(demo.account_id))
     cancelled = await owner.post(f"/settings/team/invitations/{pending.id}/cancel")
     assert cancelled.headers["location"] == "/settings/team?done=invitation-cancelled"
-    for link in (first.group(1), second.group(1)):
+    for link in (first, second):
         holder = Web(app)
         page = await holder.get(f"/invitations/{link}")
         assert page.status_code == 404 and invitations.INVALID_LINK in text_of(page.text)
@@ -241,7 +242,7 @@ async def test_a_cancelled_or_replaced_link_no_longer_works(app: Starlette, serv
         assert posted.status_code == 404
     with pytest.raises(NotFound):
         await invitations.accept_by_link(
-            services, second.group(1), password="a-long-password", name="C", client_address="x"
+            services, second, password="a-long-password", name="C", client_address="x"
         )
     with pytest.raises(NotFound):
         await team.cancel_invitation(services, setup.operator(demo.account_id), pending.id)
@@ -254,9 +255,8 @@ async def test_a_cancelled_or_replaced_link_no_longer_works(app: Starlette, serv
 async def test_a_new_login_chooses_its_own_name_and_password(app: Starlette, services: Services, demo: Demo) -> None:
     owner = await owner_of(app, demo)
     email = f"dana-{uuid.uuid4().hex[:8]}@example.com"
-    link = LINK.search((await owner.post("/settings/team", {"name": "Dana", "email": email, "role": "foh_staff"})).text)
-    assert link
-    path = f"/invitations/{link.group(1)}"
+    await owner.post("/settings/team", {"name": "Dana", "email": email, "role": "foh_staff"})
+    path = await invitation_path(services, demo.account_id, email)
     holder = Web(app)
     await holder.get(path)
     blank = await holder.post(path, {"password": "long-enough-password", "name": "  "})
@@ -269,3 +269,26 @@ async def test_a_new_login_chooses_its_own_name_and_password(app: Starlette, ser
     assert await dashboard_sessions.start_session(
         services, email=email, password="long-enough-password", client_address="x"
     )
+
+
+async def test_the_link_goes_by_email_to_the_invited_address(app: Starlette, services: Services, demo: Demo) -> None:
+    owner = await owner_of(app, demo)
+    email = f"erin-{uuid.uuid4().hex[:8]}@example.com"
+    await owner.post("/settings/team", {"name": "Erin", "email": email, "role": "financial_manager"})
+    async with services.db.read() as conn:
+        name = await Directory(conn).account_name(demo.account_id)
+        rows = (
+            await conn.execute(
+                select(outbox_messages.c.recipient, outbox_messages.c.subject, outbox_messages.c.content).where(
+                    outbox_messages.c.account_id == demo.account_id, outbox_messages.c.kind == team.INVITATION_EMAIL
+                )
+            )
+        ).all()
+    [(recipient, subject, content)] = [r for r in rows if r.recipient == email]
+    assert (recipient, subject) == (email, f"Join {name} on giftledger")
+    parsed = email_parser.message_from_bytes(bytes(content), policy=email_policy.default)
+    body = parsed.get_body(preferencelist=("plain",))
+    assert isinstance(body, EmailMessage) and parsed["To"] == email
+    text = body.get_content()
+    path = await invitation_path(services, demo.account_id, email)
+    assert f"http://127.0.0.1:8000{path}" in text and "as Financial Manager" in text

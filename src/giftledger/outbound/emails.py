@@ -139,3 +139,22 @@ def receipt(brand: Brand, order: Receipt, *, sender: str, recipient: str, now: d
     message.add_alternative(_env.get_template("receipt.html").render(**context), subtype="html")
     _attach_images(message, _images(brand))
     return Built(subject, str(message["Message-ID"]), message.as_bytes())
+
+
+@dataclass(frozen=True)
+class TeamInvitation:
+    name: str  # as the inviter typed it
+    role: str  # the role's label
+    link: str
+    expires_at: datetime
+
+
+def invitation(brand: Brand, invited: TeamInvitation, *, sender: str, recipient: str, now: datetime) -> Built:
+    """An invitation to join an account's team, with its link (the only place the link is shown)."""
+    subject = f"Join {brand.name} on giftledger"
+    message = _message(brand=brand, sender=sender, recipient=recipient, subject=subject, now=now)
+    context = {"brand": brand, "invited": invited, "has_logo": bool(brand.logo and brand.logo_type)}
+    message.set_content(_env.get_template("invitation.txt").render(**context))
+    message.add_alternative(_env.get_template("invitation.html").render(**context), subtype="html")
+    _attach_images(message, _images(brand))
+    return Built(subject, str(message["Message-ID"]), message.as_bytes())

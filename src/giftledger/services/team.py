@@ -1,9 +1,10 @@
 """The account's team, as a Store Owner manages it: invite a person with a role, change roles, remove.
 
 Inviting never reads or changes another account's person: it creates a pending invitation with a secret
-link (valid for `INVITATION_LIFETIME`) that the inviter hands over, and the page reads the same whether or
-not the address already has a login. The person joins only by accepting (services/invitations.py): signed
-in with their own password if they have a login, or choosing one if they do not. No email is sent yet.
+link (valid for `INVITATION_LIFETIME`) that is emailed to the address invited, through the outbox in the same
+transaction; the inviter never sees the link, and the page reads the same whether or not the address already
+has a login. The person joins only by accepting (services/invitations.py): signed in with their own password
+if they have a login, or choosing one if they do not.
 The account always keeps at least one Store Owner."""
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from datetime import datetime, timedelta
 
 from giftledger.domain.errors import NOT_EXPECTED, Conflict, NotFound, ValidationFailed
 from giftledger.domain.permissions import TEAM_ROLES, Permission, Role
-from giftledger.services import setup
+from giftledger.outbound import emails
+from giftledger.services import messages, outbox, setup
 from giftledger.services.context import Principal, Services
 from giftledger.storage.clock import utcnow
 from giftledger.storage.invitations import AccountInvitations
@@ -24,6 +26,7 @@ from giftledger.storage.members import Members
 INVITATION_LIFETIME = timedelta(days=7)
 LAST_OWNER = "The account must keep at least one Store Owner."
 ALREADY_A_MEMBER = "This person is already a member of the account."
+INVITATION_EMAIL = "team.invitation"
 
 
 @dataclass(frozen=True)
@@ -37,14 +40,13 @@ class Member:
 
 @dataclass(frozen=True)
 class Invitation:
-    """A pending invitation; `link_token` is known only when it was just created (the link to hand over)."""
+    """A pending invitation (its link goes only to the address invited, by email)."""
 
     id: int
     email: str
     name: str  # as the inviter typed it
     role: Role
     expires_at: datetime
-    link_token: str | None = None
 
 
 def invitation_hash(link_token: str) -> str:
@@ -84,7 +86,17 @@ async def invite_member(services: Services, principal: Principal, *, email: str,
             now=now,
             expires_at=now + INVITATION_LIFETIME,
         )
-    return Invitation(invitation_id, clean_email.lower(), clean_name, Role(role), now + INVITATION_LIFETIME, link_token)
+        invited = emails.TeamInvitation(
+            name=clean_name,
+            role=Role(role).label,
+            link=f"{services.settings.public_url}/invitations/{link_token}",
+            expires_at=now + INVITATION_LIFETIME,
+        )
+        built = emails.invitation(
+            await messages.brand_of(uow), invited, sender=services.settings.mail_from, recipient=clean_email, now=now
+        )
+        await outbox.queue(uow, built, kind=INVITATION_EMAIL, recipient=clean_email)
+    return Invitation(invitation_id, clean_email.lower(), clean_name, Role(role), now + INVITATION_LIFETIME)
 
 
 async def cancel_invitation(services: Services, principal: Principal, invitation_id: int) -> None:

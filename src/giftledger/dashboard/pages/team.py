@@ -44,9 +44,8 @@ def routes(dashboard: Dashboard) -> list[Route]:
             return await _page(page, status=400, errors=error.fields, values=values)
         except Conflict as error:
             return await _page(page, status=409, errors={"email": [error.message]}, values=values)
-        page.note(invitation_id=invitation.id)  # never the link's secret
-        link = f"{page.request.base_url}invitations/{invitation.link_token}"
-        return page.render("team_invited.html", invitation=invitation, link=link)
+        page.note(invitation_id=invitation.id)
+        return page.render("team_invited.html", invitation=invitation)
 
     async def cancel_invitation(page: Page) -> Response:
         invitation_id = page.path_int("invitation_id")
