@@ -6,7 +6,8 @@
 - after it ran (`settle`): who called (confirmed by then, by a resolver or a till's own statement, or now),
   credits the request did not use given back, `extensions.cost` added to the reply, "Did you mean" hints
   removed for callers without a valid token, and one audit record per mutation (written behind the
-  request, in batches: `services.audit.AuditQueue`).
+  request, in batches: `services.audit.AuditQueue`), and the request's log line told the operation, the
+  account and the outcome (request_log.py).
 
 The rules live in `services` (budget, audit); this module only reads the request and the reply."""
 
@@ -29,6 +30,7 @@ from graphql import (
 )
 from starlette.responses import Response
 
+from giftledger import request_log
 from giftledger.api import cost, limits
 from giftledger.api.audit import request_facts
 from giftledger.api.context import RequestContext
@@ -131,6 +133,7 @@ class Guard:
                 log.warning("cost settlement failed: %s", type(error).__name__)
         body["extensions"] = {**(body.get("extensions") or {}), "cost": _cost(ticket, actual)}
         self._audit(ticket, body)
+        _note(ticket, body)
 
     def _refuse(self, ticket: Ticket, budget: BudgetStatus) -> Response:
         wait = budget.retry_after_seconds
@@ -148,6 +151,7 @@ class Guard:
             "extensions": {"cost": _cost(ticket, 0)},
         }
         self._audit(ticket, body)
+        _note(ticket, body)
         return Response(
             orjson.dumps(body),
             status_code=429,
@@ -187,6 +191,24 @@ class Guard:
                     detail=facts.detail or None,
                 )
             )
+
+
+def _note(ticket: Ticket, body: dict[str, Any]) -> None:
+    """The request's log line: its root fields (the schema's names, never the caller's text), the account it
+    acted for, and the outcome (the first error's code when refused)."""
+    fields: dict[str, Any] = {}
+    if ticket.analysis is not None:
+        fields["operation"] = ",".join(nodes[0].name.value for nodes in ticket.analysis.fields.values())
+    if ticket.principal is not None:
+        fields["account_id"] = ticket.principal.account_id
+    errors = [e for e in body.get("errors") or [] if isinstance(e, dict)]
+    if errors:
+        fields["outcome"] = audit.REFUSED
+        if code := (errors[0].get("extensions") or {}).get("code"):
+            fields["code"] = str(code)
+    else:
+        fields["outcome"] = audit.ACCEPTED
+    request_log.note(**fields)
 
 
 def _null_data(ticket: Ticket) -> dict[str, None] | None:

@@ -49,7 +49,12 @@ def migrate(ctx: click.Context) -> None:
 @click.option("--workers", default=1, show_default=True, type=int, help="processes (PostgreSQL only)")
 @click.pass_context
 def serve(ctx: click.Context, host: str, port: int, workers: int) -> None:
-    """Migrate if needed, then serve the API (and the dashboard)."""
+    """Migrate if needed, then serve the API (and the dashboard). Its log: JSON lines on stderr (logs.py)."""
+    import logging
+
+    from giftledger import logs
+
+    logs.configure()  # here too, for the lines written before uvicorn starts (it applies the same in each worker)
     settings = settings_from(ctx)
 
     async def _migrate() -> None:
@@ -67,7 +72,9 @@ def serve(ctx: click.Context, host: str, port: int, workers: int) -> None:
 
     assert settings.database_url is not None
     os.environ["GIFTLEDGER_DATABASE_URL"] = settings.database_url
-    click.echo(f"giftledger serving on http://{host}:{port}/ (GraphQL at http://{host}:{port}/graphql)")
+    logging.getLogger("giftledger").info(
+        "serving", extra={"url": f"http://{host}:{port}/", "graphql": f"http://{host}:{port}/graphql"}
+    )
     bounds = RequestBounds(settings.max_head_bytes, settings.max_headers, settings.read_timeout_seconds)
     serve_http(host, port, workers, bounds)
 

@@ -47,6 +47,7 @@ from uvicorn.config import STARTUP_FAILURE
 from uvicorn.supervisors import Multiprocess
 
 from giftledger.cli.request_bounds import DEFAULT_BOUNDS, RequestBounds, protocol
+from giftledger.logs import log_config
 
 GRACE_S = 20  # how long a worker may take to finish its requests when asked to stop
 
@@ -65,14 +66,16 @@ def worker_app() -> ASGIApp:
 
 def options(host: str, port: int, workers: int, bounds: RequestBounds = DEFAULT_BOUNDS) -> dict[str, Any]:
     """uvicorn's settings for giftledger, one process or several: httptools with `bounds` on each request's
-    head and on the time it takes to arrive (cli/request_bounds.py)."""
+    head and on the time it takes to arrive (cli/request_bounds.py); its log as JSON lines (logs.py)."""
     return {
         "app": "giftledger.cli.serving:worker_app",
         "factory": True,
         "host": host,
         "port": port,
         "workers": workers,
-        "log_level": "warning",
+        "log_config": log_config(),  # JSON lines on stderr, in every worker (logs.py)
+        "log_level": "warning",  # uvicorn's own loggers; giftledger's request lines are INFO (logs.py)
+        "access_log": False,  # replaced by giftledger's request line (request_log.py): no query strings
         "timeout_graceful_shutdown": GRACE_S,
         "proxy_headers": False,
         "http": protocol(bounds),
@@ -89,7 +92,9 @@ def run(settings: dict[str, Any]) -> None:
     supervisor = Multiprocess(config, sockets=[config.bind_socket()])
     supervisor.run()
     if any(worker.exitcode == STARTUP_FAILURE for worker in supervisor.processes):
-        sys.stderr.write(f"giftledger: a worker could not start (exit code {STARTUP_FAILURE}); see the log above\n")
+        logging.getLogger("giftledger").error(
+            "a worker could not start (exit code %d); see the log above", STARTUP_FAILURE
+        )
         raise SystemExit(STARTUP_FAILURE)
 
 

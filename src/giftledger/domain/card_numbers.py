@@ -51,3 +51,15 @@ def generate() -> str:
     """A new 19-digit card number: IIN prefix, random digits from `secrets`, Luhn check digit."""
     body = IIN_PREFIX + "".join(str(secrets.randbelow(10)) for _ in range(RANDOM_DIGITS))
     return body + luhn_check_digit(body)
+
+
+def mask_card(number: str) -> str:
+    """A card number safe to store, show and log (the audit log, the server's log): first six and last four
+    digits of a long number (`630119*********6946`), only the last four of a shorter one, nothing of a very
+    short one."""
+    number = number.strip()
+    if len(number) >= 16:
+        return number[:6] + "*" * (len(number) - 10) + number[-4:]
+    if len(number) >= 8:
+        return "*" * (len(number) - 4) + number[-4:]
+    return "*" * len(number)

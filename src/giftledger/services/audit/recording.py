@@ -18,6 +18,7 @@ from datetime import datetime
 
 import orjson
 
+from giftledger.domain.card_numbers import mask_card as mask_card  # re-exported: the audit package's name for it
 from giftledger.services.context import Principal, Services
 from giftledger.storage.audit import AuditLog, NewAuditEvent
 from giftledger.storage.clock import utcnow
@@ -32,17 +33,6 @@ SECRET_WORDS = ("password", "secret", "token", "pin", "key", "authorization", "h
 
 Scalar = str | int | float | bool | None
 Detail = Mapping[str, Scalar | list[Scalar]]
-
-
-def mask_card(number: str) -> str:
-    """A card number safe to store and show: first six and last four digits of a long number
-    (`630119*********6946`), only the last four of a shorter one, nothing of a very short one."""
-    number = number.strip()
-    if len(number) >= 16:
-        return number[:6] + "*" * (len(number) - 10) + number[-4:]
-    if len(number) >= 8:
-        return "*" * (len(number) - 4) + number[-4:]
-    return "*" * len(number)
 
 
 @functools.lru_cache(maxsize=1024)
