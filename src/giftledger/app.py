@@ -17,7 +17,7 @@ from starlette.routing import Route
 from giftledger.api.endpoint import GraphQLEndpoint
 from giftledger.auth.tokens import TokenIssuer
 from giftledger.config import ConfigurationError, Settings, leftover_sqlite
-from giftledger.dashboard import dashboard_routes
+from giftledger.dashboard import dashboard_error_handlers, dashboard_routes
 from giftledger.outbound.mailers import DirectoryMailer, Mailer, SmtpMailer
 from giftledger.services.context import Services
 from giftledger.services.outbox import Sender
@@ -25,6 +25,8 @@ from giftledger.storage import embedded, migrate
 from giftledger.storage.database import Database
 
 log = logging.getLogger("giftledger")
+# Paths that are not the dashboard's: an unknown method or sub-path there keeps its plain answer.
+API_PATHS = ("/graphql", "/graphiql", "/healthz", "/readyz")
 
 
 def with_database(settings: Settings) -> Settings:
@@ -118,6 +120,7 @@ def create_app(settings: Settings) -> Starlette:
             Route("/readyz", readyz),
             *dashboard_routes(services),
         ],
+        exception_handlers=dict(dashboard_error_handlers(services, besides=API_PATHS)),
         lifespan=lifespan,
     )
     app.state.services = services

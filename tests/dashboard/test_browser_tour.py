@@ -88,7 +88,7 @@ def test_back_office_tour(dashboard: Dashboard, server: LiveServer) -> None:
     page.get_by_label("Card number or alias").fill("0000")
     page.get_by_role("button", name="Find card").click()
     assert page.locator("#card_reference-error").inner_text() == (
-        "No card has been found for this account for the card ref supplied. Transaction not applied."
+        "No card found with this number or alias in this account."
     )
     dashboard.shot("cards-not-found")
     page.get_by_label("Card number or alias").fill(card)

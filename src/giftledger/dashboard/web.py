@@ -53,6 +53,8 @@ FORM_UNREADABLE = "This form could not be read. Go back, reload the page and try
 UPLOAD_FORM_OVERHEAD = 16_384
 FORM_LIMIT = 65_536  # the largest form the dashboard sends (the site mapping of many sites) is far below this
 FORM_TOO_LARGE = "This form is too large. Go back and try again with less in it."
+PAGE_NOT_FOUND = "There is no page at this address. Check it, or start again from the overview."
+METHOD_NOT_ALLOWED = "This page cannot be used that way. Go back, reload the page and try again."
 MAX_NOTE_LENGTH = 200  # a typed value kept in an audit record is cut to this many characters
 
 # The audit record's error code for a refusal a page showed itself (a form with its problems next to the
@@ -292,6 +294,7 @@ class Dashboard:
             403: "Not allowed",
             404: "Not found",
             409: "Not possible",
+            405: "Not possible",
             413: "Too large",
             429: "Try again later",
             503: "Try again",
@@ -299,6 +302,22 @@ class Dashboard:
         return self.render(
             request, "error.html", session=session, status=status, title=titles.get(status, "Error"), message=message
         )
+
+    async def unmatched(self, request: Request, error: Exception) -> Response:
+        """The answer to a path no route has (404) or a method a page does not take (405): the styled error
+        page, with the dashboard's navigation when the browser is signed in. Nothing is written (`open_session`
+        only reads)."""
+        assert isinstance(error, HTTPException)
+        try:
+            session = await open_session(
+                self.services, request.cookies.get(SESSION_COOKIE), client_address=client_address(request)
+            )
+        except Retryable:
+            session = None  # the page still says what is wrong with the address
+        message = PAGE_NOT_FOUND if error.status_code == 404 else METHOD_NOT_ALLOWED
+        response = self.error_page(request, session, error.status_code, message)
+        response.headers.update(error.headers or {})  # a 405's Allow
+        return response
 
     def page(self, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
         """Wrap a page that changes nothing: sign-in required, CSRF-checked POSTs, refusals shown as pages."""

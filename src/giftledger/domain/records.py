@@ -117,6 +117,7 @@ class ApiUserRow:
     token_version: int
     created_at: datetime
     deleted_at: datetime | None
+    password_noted: bool = True  # False: created in the dashboard, and nobody ticked "I have noted this password"
 
 
 @dataclass(frozen=True)

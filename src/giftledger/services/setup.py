@@ -101,19 +101,67 @@ def _check_site(site: SiteInput) -> SiteInput:
     return SiteInput(name, address, reference)
 
 
+# The database's unique indexes behind the rule below (a race another request won): the field each guards.
+SITE_UNIQUE_INDEXES = {"uq_sites_account_name": "name", "uq_sites_account_reference": "reference"}
+
+
+def _site_taken(site: SiteInput, clashing: list[SiteRow]) -> ValidationFailed | None:
+    """The refusal when another live site of the account already has this name (ignoring case) or reference."""
+    problems = Problems()
+    for other in clashing:
+        if other.name.lower() == site.name.lower():
+            problems.add("name", f"A site named {other.name} already exists.")
+        if site.reference and other.reference == site.reference:
+            problems.add("reference", f"A site with the reference {site.reference} already exists.")
+    return problems.error() if problems else None
+
+
+def _site_race_lost(broken: ConstraintBroken, site: SiteInput) -> ValidationFailed | None:
+    """The same refusal, when another request took the name or reference between our check and our write
+    (None for any other constraint)."""
+    field = SITE_UNIQUE_INDEXES.get(broken.constraint)
+    if field == "name":
+        return ValidationFailed.one("name", f"A site named {site.name} already exists.")
+    if field == "reference":
+        return ValidationFailed.one("reference", f"A site with the reference {site.reference} already exists.")
+    return None
+
+
 async def add_site(services: Services, principal: Principal, site: SiteInput) -> int:
+    """A new site. Within an account, live sites' names (ignoring case) and non-empty references are unique."""
     principal.require(Permission.SITE_MANAGE)
     clean = _check_site(site)
-    async with services.unit_of_work(principal) as uow:
-        return await uow.sites.add(clean.name, clean.address, clean.reference)
+    try:
+        async with services.unit_of_work(principal) as uow:
+            refused = _site_taken(clean, await uow.sites.clashing(clean.name, clean.reference))
+            if refused:
+                raise refused
+            return await uow.sites.add(clean.name, clean.address, clean.reference)
+    except ConstraintBroken as broken:
+        refusal = _site_race_lost(broken, clean)
+        if refusal is None:
+            raise
+        raise refusal from broken
 
 
 async def update_site(services: Services, principal: Principal, site_id: int, site: SiteInput) -> None:
     principal.require(Permission.SITE_MANAGE)
     clean = _check_site(site)
-    async with services.unit_of_work(principal) as uow:
-        if not await uow.sites.update(site_id, clean.name, clean.address, clean.reference):
-            raise NotFound("No such site.")
+    try:
+        async with services.unit_of_work(principal) as uow:
+            current = await uow.sites.get(site_id)
+            if current is None or current.deleted_at is not None:
+                raise NotFound("No such site.")
+            refused = _site_taken(clean, await uow.sites.clashing(clean.name, clean.reference, excluding=site_id))
+            if refused:
+                raise refused
+            if not await uow.sites.update(site_id, clean.name, clean.address, clean.reference):
+                raise NotFound("No such site.")
+    except ConstraintBroken as broken:
+        refusal = _site_race_lost(broken, clean)
+        if refusal is None:
+            raise
+        raise refusal from broken
 
 
 async def delete_site(services: Services, principal: Principal, site_id: int) -> None:
@@ -136,8 +184,13 @@ class NewApiUser:
     merchant_id: int
 
 
-async def create_api_user(services: Services, principal: Principal, merchant_id: int) -> NewApiUser:
-    """A username and password for one POS integration. The password is returned here and never again."""
+async def create_api_user(
+    services: Services, principal: Principal, merchant_id: int, *, awaits_note: bool = False
+) -> NewApiUser:
+    """A username and password for one POS integration. The password is returned here and never again.
+
+    `awaits_note`: the password is shown on a page that asks to confirm it was noted (the dashboard's); until
+    `note_api_user_password` records that, the user is listed as not noted (the integration page warns)."""
     principal.require(Permission.INTEGRATION_MANAGE)
     async with services.unit_of_work(principal) as uow:
         merchants = await uow.directory.merchants()
@@ -145,8 +198,18 @@ async def create_api_user(services: Services, principal: Principal, merchant_id:
             raise ValidationFailed.one("merchant_id", NOT_EXPECTED)
         password = generate_password()
         username = generate_username(merchants[merchant_id])
-        api_user_id = await uow.team.add_api_user(merchant_id, username, hash_password(password))
+        api_user_id = await uow.team.add_api_user(
+            merchant_id, username, hash_password(password), password_noted=not awaits_note
+        )
         return NewApiUser(api_user_id, username, password, merchant_id)
+
+
+async def note_api_user_password(services: Services, principal: Principal, merchant_id: int, api_user_id: int) -> None:
+    """Record that the person who created this API user confirmed they noted its password."""
+    principal.require(Permission.INTEGRATION_MANAGE)
+    async with services.unit_of_work(principal) as uow:
+        if not await uow.team.note_api_user_password(merchant_id, api_user_id):
+            raise NotFound("No such API user.")
 
 
 async def reset_api_user_password(services: Services, principal: Principal, api_user_id: int) -> str:

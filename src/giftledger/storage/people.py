@@ -168,7 +168,9 @@ class Team:
             )
         ).scalar()
 
-    async def add_api_user(self, merchant_id: int, username: str, password_hash: str) -> int:
+    async def add_api_user(
+        self, merchant_id: int, username: str, password_hash: str, *, password_noted: bool = True
+    ) -> int:
         result = await self._conn.execute(
             api_users.insert()
             .values(
@@ -177,6 +179,7 @@ class Team:
                 username=username,
                 password_hash=password_hash,
                 created_at=utcnow(),
+                password_noted=password_noted,
             )
             .returning(api_users.c.id)
         )
@@ -198,6 +201,20 @@ class Team:
                 api_users.c.deleted_at.is_(None),
             )
             .values(password_hash=password_hash, token_version=api_users.c.token_version + 1)
+        )
+        return result.rowcount == 1
+
+    async def note_api_user_password(self, merchant_id: int, api_user_id: int) -> bool:
+        """Record that someone confirmed they noted this live API user's password."""
+        result = await self._conn.execute(
+            update(api_users)
+            .where(
+                api_users.c.account_id == self._account_id,
+                api_users.c.merchant_id == merchant_id,
+                api_users.c.id == api_user_id,
+                api_users.c.deleted_at.is_(None),
+            )
+            .values(password_noted=True)
         )
         return result.rowcount == 1
 

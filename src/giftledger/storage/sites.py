@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import delete, exists, false, select, update
+from sqlalchemy import delete, exists, false, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from giftledger.domain.records import SiteRow
@@ -68,6 +68,19 @@ class Sites:
             .where(sites.c.account_id == self._account_id, sites.c.deleted_at.is_(None))
             .order_by(sites.c.id)
         )
+        return [_site(r) for r in rows]
+
+    async def clashing(self, name: str, reference: str, excluding: int | None = None) -> list[SiteRow]:
+        """The other live sites whose name equals `name` ignoring case, or (when `reference` is not empty) whose
+        reference equals `reference`: what the unique indexes uq_sites_account_name and
+        uq_sites_account_reference refuse."""
+        same = func.lower(sites.c.name) == func.lower(name)
+        if reference:
+            same = or_(same, sites.c.reference == reference)
+        query = select(*sites.c).where(sites.c.account_id == self._account_id, sites.c.deleted_at.is_(None), same)
+        if excluding is not None:
+            query = query.where(sites.c.id != excluding)
+        rows = await self._conn.execute(query.order_by(sites.c.id))
         return [_site(r) for r in rows]
 
     def _site_for_reference(self, merchant_id: int, epos_reference: str) -> Any:

@@ -21,6 +21,8 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    func,
+    text,
 )
 
 from giftledger.domain.ledger import MAX_BALANCE
@@ -100,6 +102,7 @@ api_users = Table(
     Column("token_version", Integer, nullable=False, server_default="0"),
     _created(),
     Column("deleted_at", DateTime(timezone=True)),
+    Column("password_noted", Boolean, nullable=False, server_default=text("true")),  # migration 0005
     Index("ix_api_users_account_merchant", "account_id", "merchant_id"),
 )
 
@@ -114,6 +117,21 @@ sites = Table(
     _created(),
     Column("deleted_at", DateTime(timezone=True)),
     Index("ix_sites_account", "account_id"),
+    # two live sites of one account never share a name (ignoring case) or a non-empty reference (migration 0004)
+    Index(
+        "uq_sites_account_name",
+        "account_id",
+        func.lower(text("name")),
+        unique=True,
+        postgresql_where=text("deleted_at IS NULL"),
+    ),
+    Index(
+        "uq_sites_account_reference",
+        "account_id",
+        "reference",
+        unique=True,
+        postgresql_where=text("deleted_at IS NULL AND reference <> ''"),
+    ),
 )
 
 site_mappings = Table(

@@ -22,6 +22,8 @@ from giftledger.services import card_admin, card_messages, queries
 from giftledger.services.card_admin import ManualAdjustment
 from giftledger.services.guessing import CardLookupsThrottled
 
+NO_CARD_FOUND = "No card found with this number or alias in this account."
+
 ORDERS_PER_PAGE = 25
 
 
@@ -36,8 +38,8 @@ def routes(dashboard: Dashboard) -> list[Route]:
             card_id = await card_admin.find_card(page.services, page.principal, reference)
         except ValidationFailed as error:
             return page.render("cards.html", status=400, errors=error.fields, values=values)
-        except CardNotFound as error:
-            return page.render("cards.html", status=404, errors={"card_reference": [error.message]}, values=values)
+        except CardNotFound:  # the API's message is a till's ("Transaction not applied"): the dashboard says its own
+            return page.render("cards.html", status=404, errors={"card_reference": [NO_CARD_FOUND]}, values=values)
         except CardLookupsThrottled as error:
             response = page.render("cards.html", status=429, paused=error.message, values=values)
             response.headers["Retry-After"] = str(error.retry_after_seconds)

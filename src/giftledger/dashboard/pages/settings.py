@@ -7,6 +7,7 @@ from dataclasses import asdict
 from starlette.responses import Response
 from starlette.routing import Route
 
+from giftledger.dashboard.forms import whole_number
 from giftledger.dashboard.web import Dashboard, Page
 from giftledger.domain.errors import NotFound, ValidationFailed
 from giftledger.services import account_settings, setup
@@ -82,15 +83,20 @@ def routes(dashboard: Dashboard) -> list[Route]:
         merchant_id = page.path_int("merchant_id")
         page.note(merchant_id=merchant_id)
         view = await account_settings.integration(page.services, page.principal, merchant_id)
-        created = await setup.create_api_user(page.services, page.principal, merchant_id)
+        created = await setup.create_api_user(page.services, page.principal, merchant_id, awaits_note=True)
         page.note(api_user_id=created.id, username=created.username)  # never its password
         return page.render("api_user_created.html", integration=view, created=created)
 
     async def api_user_noted(page: Page) -> Response:
         merchant_id = page.path_int("merchant_id")
         await account_settings.integration(page.services, page.principal, merchant_id)
-        notice = "api-user-created" if page.field("noted") == "yes" else "api-user-unconfirmed"
-        return page.redirect(f"/settings/integrations/{merchant_id}", notice)
+        if page.field("noted") != "yes":  # the user stays "not noted": its integration page keeps warning
+            return page.redirect(f"/settings/integrations/{merchant_id}", "api-user-unconfirmed")
+        api_user_id = whole_number(page.field("api_user_id"))
+        if api_user_id is None:
+            raise NotFound("No such API user.")
+        await setup.note_api_user_password(page.services, page.principal, merchant_id, api_user_id)
+        return page.redirect(f"/settings/integrations/{merchant_id}", "api-user-created")
 
     async def _api_user(page: Page) -> tuple[account_settings.Integration, int, str]:
         merchant_id, api_user_id = page.path_int("merchant_id"), page.path_int("api_user_id")
