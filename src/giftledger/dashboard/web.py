@@ -351,22 +351,15 @@ class Dashboard:
                 return await self.sign_in_first(request)
             form = None
             if request.method == "POST":
-                try:
-                    if max_upload is None:
-                        form = await read_form(request)
-                    else:
-                        form = await read_form(request, limit=max_upload + UPLOAD_FORM_OVERHEAD, max_files=1)
-                except HTTPException:  # not a form this dashboard sends (files, too many fields)
-                    await self.audit(request, session.principal, operation, "BAD_FORM")
-                    return self.error_page(request, session, 400, FORM_UNREADABLE)
-                except FormTooLarge:
-                    await self.audit(request, session.principal, operation, "TOO_LARGE")
-                    message = _too_large(max_upload) if max_upload else FORM_TOO_LARGE
-                    return self.error_page(request, session, 413, message)
-                offered = form.get(CSRF_FIELD)
-                if not csrf_matches(session.csrf_token, offered if isinstance(offered, str) else None):
-                    await self.audit(request, session.principal, operation, "CSRF")
-                    return self.error_page(request, session, 403, FORM_EXPIRED)
+                limit = max_upload + UPLOAD_FORM_OVERHEAD if max_upload else FORM_LIMIT
+                posted = await posted_form(request, session.csrf_token, limit=limit, max_files=1 if max_upload else 0)
+                if posted.refusal is not None:
+                    status, message, refused = posted.refusal
+                    await self.audit(request, session.principal, operation, refused)
+                    if status == 413 and max_upload:
+                        message = _too_large(max_upload)
+                    return self.error_page(request, session, status, message)
+                form = posted.form
             page = Page(request, self, session, form, operation=operation)
             try:
                 response = await handler(page)
@@ -452,6 +445,41 @@ class FormTooLarge(Exception):
 
 def _too_large(max_upload: int) -> str:
     return f"This file is too large: at most {max_upload // 1000} kB. Go back and choose a smaller one."
+
+
+@dataclass(frozen=True)
+class Posted:
+    """A posted form as read by `posted_form`: the form (None when it could not be read), and the refusal
+    (status, message, audit code) when it may not be used."""
+
+    form: FormData | None
+    refusal: tuple[int, str, str] | None = None
+
+    def field(self, name: str) -> str:
+        value = self.form.get(name) if self.form is not None else None
+        return value if isinstance(value, str) else ""
+
+
+async def posted_form(
+    request: Request, expected_csrf: str | None, *, limit: int = FORM_LIMIT, max_files: int = 0
+) -> Posted:
+    """Every form the dashboard receives, read one way: bounded (`read_form`: 413), readable (400), and carrying
+    the CSRF token expected (the session's, or a double-submit cookie's before there is a session: 403)."""
+    try:
+        form = await read_form(request, limit=limit, max_files=max_files)
+    except HTTPException:  # not a form this dashboard sends (files, too many fields)
+        return Posted(None, (400, FORM_UNREADABLE, "BAD_FORM"))
+    except FormTooLarge:
+        return Posted(None, (413, FORM_TOO_LARGE, "TOO_LARGE"))
+    offered = form.get(CSRF_FIELD)
+    if not expected_csrf or not csrf_matches(expected_csrf, offered if isinstance(offered, str) else None):
+        return Posted(form, (403, FORM_EXPIRED, "CSRF"))
+    return Posted(form)
+
+
+def double_submit_cookie(response: Response, request: Request, name: str, token: str, path: str) -> None:
+    """The cookie a form without a session is matched against (its CSRF token), for an hour, on `path` only."""
+    response.set_cookie(name, token, max_age=3600, path=path, httponly=True, samesite="lax", secure=is_https(request))
 
 
 async def read_form(request: Request, *, limit: int = FORM_LIMIT, max_files: int = 0) -> FormData:

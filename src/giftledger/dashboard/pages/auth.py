@@ -6,25 +6,21 @@ import secrets
 from dataclasses import replace
 from urllib.parse import quote
 
-from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from giftledger.dashboard.forms import whole_number
 from giftledger.dashboard.web import (
-    FORM_EXPIRED,
-    FORM_TOO_LARGE,
-    FORM_UNREADABLE,
     LOGIN_CSRF_COOKIE,
     SESSION_COOKIE,
     Dashboard,
-    FormTooLarge,
     Page,
     client_address,
+    double_submit_cookie,
     harden,
     is_https,
-    read_form,
+    posted_form,
     safe_next,
 )
 from giftledger.domain.errors import Conflict, Forbidden, NotFound, Throttled, Unauthorized, ValidationFailed
@@ -36,7 +32,6 @@ from giftledger.services.dashboard_sessions import (
     AccountChoice,
     account_choice,
     choose_account,
-    csrf_matches,
     open_session,
 )
 from giftledger.services.invitations import NO_SUCH_INVITATION
@@ -48,7 +43,6 @@ LOGIN = "dashboard.login"
 SWITCH = "dashboard.account.switch"
 ACCEPT = "dashboard.invitation.accept"
 INVITATION_CSRF_COOKIE = "gl_invitation_csrf"
-LOGIN_CSRF_SECONDS = 3600
 
 
 def routes(dashboard: Dashboard) -> list[Route]:
@@ -72,15 +66,7 @@ def routes(dashboard: Dashboard) -> list[Route]:
             email=email,
             next=safe_next(request.query_params.get("next")),
         )
-        response.set_cookie(
-            LOGIN_CSRF_COOKIE,
-            token,
-            max_age=LOGIN_CSRF_SECONDS,
-            path="/login",
-            httponly=True,
-            samesite="lax",
-            secure=is_https(request),
-        )
+        double_submit_cookie(response, request, LOGIN_CSRF_COOKIE, token, "/login")
         return response
 
     async def login(request: Request) -> Response:
@@ -88,18 +74,11 @@ def routes(dashboard: Dashboard) -> list[Route]:
         refused one names no account (the email may be anyone's, or nobody's): it is counted by the login
         throttle instead (per email and per address; the Audit Trail page shows those failures), so that
         guessing cannot fill the audit log without limit."""
-        try:
-            form = await read_form(request)
-        except HTTPException:
-            return _login_page(request, status=400, error=FORM_UNREADABLE)
-        except FormTooLarge:
-            return _login_page(request, status=413, error=FORM_TOO_LARGE)
-        email = str(form.get("email") or "")
-        password = str(form.get("password") or "")
-        offered = form.get("csrf_token")
-        expected = request.cookies.get(LOGIN_CSRF_COOKIE)
-        if not expected or not csrf_matches(expected, offered if isinstance(offered, str) else None):
-            return _login_page(request, status=403, error=FORM_EXPIRED, email=email)
+        posted = await posted_form(request, request.cookies.get(LOGIN_CSRF_COOKIE))
+        email, password = posted.field("email"), posted.field("password")
+        if posted.refusal is not None:
+            status, message, _ = posted.refusal
+            return _login_page(request, status=status, error=message, email=email)
         client = client_address(request) or "unknown"
         try:
             token = await dashboard_sessions.start_session(
@@ -110,7 +89,7 @@ def routes(dashboard: Dashboard) -> list[Route]:
         except (Unauthorized, Forbidden):
             return _login_page(request, status=200, error=WRONG_LOGIN, email=email)
         session = await open_session(dashboard.services, token, client_address=client_address(request))
-        target = safe_next(str(form.get("next") or ""))
+        target = safe_next(posted.field("next"))
         if session is not None:
             await dashboard.audit(request, session.principal, LOGIN, None)
         else:  # several accounts: the person chooses one (the login is recorded in the account chosen)
@@ -163,28 +142,23 @@ def routes(dashboard: Dashboard) -> list[Route]:
         choice = await account_choice(dashboard.services, token)
         if choice is None:
             return harden(RedirectResponse("/login", status_code=303))
-        try:
-            form = await read_form(request)
-        except HTTPException:
-            return _accounts_page(request, choice, status=400, error=FORM_UNREADABLE)
-        except FormTooLarge:
-            return _accounts_page(request, choice, status=413, error=FORM_TOO_LARGE)
-        offered = form.get("csrf_token")
-        if not csrf_matches(choice.csrf_token, offered if isinstance(offered, str) else None):
-            return _accounts_page(request, choice, status=403, error=FORM_EXPIRED)
-        action = str(form.get("action") or "")
+        posted = await posted_form(request, choice.csrf_token)
+        if posted.refusal is not None:
+            status, message, _ = posted.refusal
+            return _accounts_page(request, choice, status=status, error=message)
+        action = posted.field("action")
         services = dashboard.services
         try:
             if action == "choose":
-                account_id = whole_number(str(form.get("account_id") or ""))
+                account_id = whole_number(posted.field("account_id"))
                 if account_id is None or account_id not in choice.accounts:
                     raise Forbidden(NOT_A_MEMBER)
                 principal = await choose_account(services, choice.session_id, choice.user_id, account_id)
                 chosen = replace(principal, client_address=client_address(request))
                 await dashboard.audit(request, chosen, LOGIN if choice.chosen is None else SWITCH, None)
-                return harden(RedirectResponse(safe_next(str(form.get("next") or "")), status_code=303))
+                return harden(RedirectResponse(safe_next(posted.field("next")), status_code=303))
             if action in ("accept", "decline"):
-                invitation_id = whole_number(str(form.get("invitation_id") or ""))
+                invitation_id = whole_number(posted.field("invitation_id"))
                 if invitation_id is None:
                     raise NotFound(NO_SUCH_INVITATION)
                 if action == "decline":
@@ -225,15 +199,7 @@ def routes(dashboard: Dashboard) -> list[Route]:
             action=request.url.path,
             min_password=MIN_PASSWORD_LENGTH,
         )
-        response.set_cookie(
-            INVITATION_CSRF_COOKIE,
-            token,
-            max_age=LOGIN_CSRF_SECONDS,
-            path="/invitations",
-            httponly=True,
-            samesite="lax",
-            secure=is_https(request),
-        )
+        double_submit_cookie(response, request, INVITATION_CSRF_COOKIE, token, "/invitations")
         return response
 
     def _invalid_link(request: Request) -> Response:
@@ -249,22 +215,16 @@ def routes(dashboard: Dashboard) -> list[Route]:
         view = await invitations.invitation_by_link(dashboard.services, link)
         if view is None:
             return _invalid_link(request)
-        try:
-            form = await read_form(request)
-        except HTTPException:
-            return _invitation_page(request, view, status=400, error=FORM_UNREADABLE)
-        except FormTooLarge:
-            return _invitation_page(request, view, status=413, error=FORM_TOO_LARGE)
-        name = str(form.get("name") or "")
-        offered = form.get("csrf_token")
-        expected = request.cookies.get(INVITATION_CSRF_COOKIE)
-        if not expected or not csrf_matches(expected, offered if isinstance(offered, str) else None):
-            return _invitation_page(request, view, status=403, error=FORM_EXPIRED, name=name)
+        posted = await posted_form(request, request.cookies.get(INVITATION_CSRF_COOKIE))
+        name = posted.field("name")
+        if posted.refusal is not None:
+            status, message, _ = posted.refusal
+            return _invitation_page(request, view, status=status, error=message, name=name)
         try:
             joined = await invitations.accept_by_link(
                 dashboard.services,
                 link,
-                password=str(form.get("password") or ""),
+                password=posted.field("password"),
                 name=name,
                 client_address=client_address(request) or "unknown",
             )
