@@ -23,13 +23,13 @@ from PIL import Image
 from sqlalchemy import func, select
 from starlette.applications import Starlette
 
+from giftledger.auth.handed_out import stored_hash
 from giftledger.domain.branding import DEFAULT_COLOUR
 from giftledger.domain.catalogue import POINTONE
 from giftledger.domain.permissions import Role
 from giftledger.outbound.emails import qr_png
 from giftledger.security_headers import DASHBOARD_CSP
 from giftledger.services.context import Principal, Services
-from giftledger.services.messages import page_token_hash
 from giftledger.services.sales import OrderItem, OrderRequest, sell_cards
 from giftledger.services.views import OrderView
 from giftledger.storage.audit import AuditEventRow, AuditFilter, AuditLog, audit_events
@@ -187,7 +187,7 @@ async def test_a_sale_by_email_makes_a_page_with_the_exact_balance_and_history(
     gift = await e_gift_sale(services, pos, demo, 2550)
     async with services.db.read() as conn:
         stored = (await conn.execute(select(card_pages.c.token_hash, card_pages.c.card_id))).all()
-    assert (page_token_hash(gift.token), gift.card.id) in [tuple(r) for r in stored]
+    assert (stored_hash(gift.token), gift.card.id) in [tuple(r) for r in stored]
     assert gift.token not in repr(stored)  # only its hash is kept
 
     visitor = Web(app)  # no session: the link is the key

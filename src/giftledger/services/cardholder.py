@@ -14,13 +14,13 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 
+from giftledger.auth.handed_out import stored_hash
 from giftledger.domain import branding
 from giftledger.domain.errors import NotFound
 from giftledger.domain.ledger import LineItemType
 from giftledger.domain.records import CardRow, LineItemRow
 from giftledger.outbound.emails import group_digits, qr_png
 from giftledger.services.context import Services
-from giftledger.services.messages import page_token_hash
 from giftledger.storage.outbox import Branding, BrandingRow, CardPages
 from giftledger.storage.people import Directory
 from giftledger.storage.unit_of_work import UnitOfWork
@@ -84,7 +84,7 @@ async def _find(services: Services, token: str, *, history: bool) -> _Found:
     if not _TOKEN.fullmatch(token):
         raise NotFound(NO_SUCH_CARD)
     async with services.db.transaction() as conn:
-        page = await CardPages(conn).find(page_token_hash(token))
+        page = await CardPages(conn).find(stored_hash(token))
         if page is None:
             raise NotFound(NO_SUCH_CARD)
         uow = UnitOfWork(conn, page.account_id)

@@ -10,12 +10,12 @@ ends the session on its next page."""
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass, replace
 from datetime import timedelta
 
+from giftledger.auth.handed_out import new_secret, stored_hash
 from giftledger.auth.passwords import hash_password, verify_password
 from giftledger.domain.errors import Forbidden, Unauthorized, ValidationFailed
 from giftledger.domain.permissions import Permission, allows
@@ -44,10 +44,6 @@ class DashboardSession:
     csrf_token: str
 
 
-def _hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
 def csrf_matches(expected: str, offered: str | None) -> bool:
     return offered is not None and hmac.compare_digest(expected.encode(), offered.encode())
 
@@ -70,11 +66,11 @@ async def start_session(services: Services, *, email: str, password: str, client
 
 async def open_for(sessions: Sessions, user: UserRow, account_id: int | None) -> str:
     """A new session of `user` on `account_id` (None: to be chosen), in the caller's transaction."""
-    token = secrets.token_urlsafe(32)
+    token = new_secret()
     now = utcnow()
     await sessions.remove_expired(user.id, now)
     await sessions.add(
-        token_hash=_hash(token),
+        token_hash=stored_hash(token),
         user_id=user.id,
         account_id=account_id,
         csrf_token=secrets.token_urlsafe(32),
@@ -99,7 +95,7 @@ async def _signed_in(sessions: Sessions, directory: Directory, token: str | None
     deleted or its token version rotated, or its account is one the user no longer belongs to."""
     if not token:
         return None
-    row = await sessions.by_token_hash(_hash(token))
+    row = await sessions.by_token_hash(stored_hash(token))
     if row is None:
         return None
     user = await directory.user(row.user_id)

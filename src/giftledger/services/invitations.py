@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from giftledger.auth.handed_out import stored_hash
 from giftledger.auth.passwords import hash_password
 from giftledger.domain.errors import Conflict, NotFound, Unauthorized
 from giftledger.domain.permissions import Role
@@ -19,7 +20,6 @@ from giftledger.services.access import LOGIN_REFUSED, Person, check_credentials,
 from giftledger.services.context import Principal, Services
 from giftledger.services.dashboard_sessions import open_for
 from giftledger.services.setup import MIN_PASSWORD_LENGTH
-from giftledger.services.team import invitation_hash
 from giftledger.storage.clock import utcnow
 from giftledger.storage.database import ConstraintBroken
 from giftledger.storage.invitations import InvitationRow, Invitees
@@ -58,7 +58,7 @@ def _view(row: InvitationRow) -> InvitationView:
 async def invitation_by_link(services: Services, link_token: str) -> InvitationView | None:
     """The invitation a link names, while it can still be accepted."""
     async with services.db.read() as conn:
-        row = await Invitees(conn).by_token_hash(invitation_hash(link_token), utcnow())
+        row = await Invitees(conn).by_token_hash(stored_hash(link_token), utcnow())
     return _view(row) if row else None
 
 
@@ -78,7 +78,7 @@ async def accept_by_link(
     services: Services, link_token: str, *, password: str, name: str, client_address: str
 ) -> Joined:
     """Join as the address the link invites and open a dashboard session on the account."""
-    token_hash = invitation_hash(link_token)
+    token_hash = stored_hash(link_token)
     async with services.db.read() as conn:
         invitation = await Invitees(conn).by_token_hash(token_hash, utcnow())
         existing = await Directory(conn).user_by_email(invitation.email) if invitation else None

@@ -5,11 +5,10 @@ the sale; the outbox sends them after the sale commits (services/outbox.py)."""
 
 from __future__ import annotations
 
-import hashlib
-import secrets
 from dataclasses import dataclass
 from datetime import datetime
 
+from giftledger.auth.handed_out import new_secret, stored_hash
 from giftledger.domain.catalogue import EMAIL_FULFILMENT
 from giftledger.outbound import emails
 from giftledger.services import outbox
@@ -32,10 +31,6 @@ class Sent:
     message: str | None
 
 
-def page_token_hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
 async def brand_of(uow: UnitOfWork) -> emails.Brand:
     name = await Directory(uow.conn).account_name(uow.account_id) or ""
     branding = await Branding(uow.conn, uow.account_id).get()
@@ -46,8 +41,8 @@ async def brand_of(uow: UnitOfWork) -> emails.Brand:
 
 async def card_page_url(services: Services, uow: UnitOfWork, card_id: int) -> str:
     """A new secret link to a card's own page (only its hash is kept)."""
-    token = secrets.token_urlsafe(24)
-    await CardPages(uow.conn).add(uow.account_id, card_id, page_token_hash(token), utcnow())
+    token = new_secret(24)
+    await CardPages(uow.conn).add(uow.account_id, card_id, stored_hash(token), utcnow())
     return f"{services.settings.public_url}/c/{token}"
 
 

@@ -9,11 +9,10 @@ The account always keeps at least one Store Owner."""
 
 from __future__ import annotations
 
-import hashlib
-import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from giftledger.auth.handed_out import new_secret, stored_hash
 from giftledger.domain.errors import NOT_EXPECTED, Conflict, NotFound, ValidationFailed
 from giftledger.domain.permissions import TEAM_ROLES, Permission, Role
 from giftledger.outbound import emails
@@ -49,10 +48,6 @@ class Invitation:
     expires_at: datetime
 
 
-def invitation_hash(link_token: str) -> str:
-    return hashlib.sha256(link_token.encode()).hexdigest()
-
-
 async def team_members(services: Services, principal: Principal) -> list[Member]:
     principal.require(Permission.TEAM_MANAGE)
     async with services.unit_of_work(principal) as uow:
@@ -72,7 +67,7 @@ async def invite_member(services: Services, principal: Principal, *, email: str,
     replaces the earlier invitation (its link stops working)."""
     principal.require(Permission.TEAM_MANAGE)
     clean_email, clean_name = setup.member_input(email, name, role)
-    link_token = secrets.token_urlsafe(32)
+    link_token = new_secret()
     now = utcnow()
     async with services.unit_of_work(principal) as uow:
         if await Members(uow.conn, principal.account_id).has_email(clean_email):
@@ -81,7 +76,7 @@ async def invite_member(services: Services, principal: Principal, *, email: str,
             email=clean_email,
             name=clean_name,
             role=role,
-            token_hash=invitation_hash(link_token),
+            token_hash=stored_hash(link_token),
             invited_by=principal.user_id,
             now=now,
             expires_at=now + INVITATION_LIFETIME,
