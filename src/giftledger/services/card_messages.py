@@ -18,8 +18,10 @@ from types import MappingProxyType
 
 from giftledger.domain.errors import Conflict, NotFound
 from giftledger.domain.permissions import Permission
+from giftledger.domain.records import OrderRow
 from giftledger.domain.validation import Problems, is_email
 from giftledger.services import messages
+from giftledger.services.card_admin import CardHistory
 from giftledger.services.context import Principal, Services
 from giftledger.storage.outbox import QUEUED, AccountOutbox, MessageRow
 
@@ -77,28 +79,24 @@ def _line(row: MessageRow, max_attempts: int) -> MessageLine:
     )
 
 
-async def card_messages(services: Services, principal: Principal, card_id: int) -> CardMessages:
-    """A card's messages, oldest first, and the address a copy of its e-gift would go to."""
+async def card_messages(services: Services, principal: Principal, history: CardHistory) -> CardMessages:
+    """The messages of a card just read (`card_admin.card_history`, which found it in the caller's account),
+    oldest first, and the address a copy of its e-gift would go to."""
     principal.require(Permission.CARD_READ)
     async with services.unit_of_work(principal) as uow:
-        card = await uow.cards.get(card_id)
-        if card is None:
-            raise NotFound("No such card.")
-        rows = await AccountOutbox(uow.conn, uow.account_id).listed(card_id=card.id)
-        contacts = await uow.contacts.many([card.contact_id]) if card.contact_id is not None else {}
+        rows = await AccountOutbox(uow.conn, uow.account_id).listed(card_id=history.card.id)
     lines = [_line(row, services.settings.mail_max_attempts) for row in rows]
     e_gifts = [line.recipient for line in lines if line.kind == messages.E_GIFT]
-    contact = contacts.get(card.contact_id) if card.contact_id is not None else None
-    return CardMessages(lines, e_gifts[-1] if e_gifts else contact.email if contact else "")
+    contact = history.contact.email if history.contact else ""
+    return CardMessages(lines, e_gifts[-1] if e_gifts else contact)
 
 
-async def order_messages(services: Services, principal: Principal, order_id: int) -> list[MessageLine]:
-    """What an order's sale sent (its e-gifts and receipt), oldest first."""
+async def order_messages(services: Services, principal: Principal, order: OrderRow) -> list[MessageLine]:
+    """What an order's sale sent (its e-gifts and receipt), oldest first, for an order just read
+    (`card_admin.order_detail`)."""
     principal.require(Permission.ORDER_READ)
     async with services.unit_of_work(principal) as uow:
-        if await uow.orders.get(order_id) is None:
-            raise NotFound("No such order.")
-        rows = await AccountOutbox(uow.conn, uow.account_id).listed(order_id=order_id)
+        rows = await AccountOutbox(uow.conn, uow.account_id).listed(order_id=order.id)
     return [_line(row, services.settings.mail_max_attempts) for row in rows]
 
 

@@ -50,7 +50,7 @@ def routes(dashboard: Dashboard) -> list[Route]:
         history = await card_admin.card_history(page.services, page.principal, page.path_int("card_id"))
         can_adjust = allows(page.principal.role, Permission.CARD_ADJUST)
         sites = await card_admin.adjustment_sites(page.services, page.principal) if can_adjust else []
-        sent = await card_messages.card_messages(page.services, page.principal, history.card.id)
+        sent = await card_messages.card_messages(page.services, page.principal, history)
         context.setdefault("resend_values", {"email": sent.resend_to})
         return page.render(
             "card.html",
@@ -143,7 +143,7 @@ def routes(dashboard: Dashboard) -> list[Route]:
 
     async def order(page: Page) -> Response:
         view = await card_admin.order_detail(page.services, page.principal, page.path_int("order_id"))
-        sent = await card_messages.order_messages(page.services, page.principal, view.order.id)
+        sent = await card_messages.order_messages(page.services, page.principal, view.order)
         return page.render("order.html", view=view, messages=sent, types=LineItemType)
 
     p, c = dashboard.page, dashboard.change
