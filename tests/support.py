@@ -325,3 +325,14 @@ def unchanged(database_url: str, account_id: int) -> Iterator[None]:
 
 def dump(value: Any) -> str:
     return json.dumps(value, indent=2, sort_keys=True)
+
+
+def qr_text(png: bytes) -> str:
+    """The text of the one QR code in a PNG image, read back from its pixels (zxing-cpp)."""
+    import io
+
+    import zxingcpp
+    from PIL import Image
+
+    [found] = zxingcpp.read_barcodes(Image.open(io.BytesIO(png)))
+    return str(found.text)

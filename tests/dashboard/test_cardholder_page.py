@@ -18,7 +18,6 @@ from typing import Any
 
 import httpx
 import pytest
-import zxingcpp
 from PIL import Image
 from sqlalchemy import func, select
 from starlette.applications import Starlette
@@ -38,7 +37,7 @@ from giftledger.storage.people import Directory
 from tests.dashboard.browser import unchanged
 from tests.dashboard.helpers import PASSWORD, person, redeem, ref, till, till_reverse
 from tests.dashboard.web import Web, field_error, rows, text_of
-from tests.support import Demo
+from tests.support import Demo, qr_text
 
 LINK = re.compile(r"/c/([A-Za-z0-9_-]+)")
 NOT_FOUND = "This link does not lead to a gift card. Check that you opened the whole link from your email."
@@ -238,8 +237,7 @@ async def test_the_qr_code_decodes_to_the_card_number(app: Starlette, services: 
     assert response.status_code == 200
     assert response.headers["content-type"] == "image/png"
     assert_private(response)
-    [found] = zxingcpp.read_barcodes(Image.open(io.BytesIO(response.content)))
-    assert found.text == gift.card.card_reference
+    assert qr_text(response.content) == gift.card.card_reference
     assert response.content == qr_png(gift.card.card_reference)
 
 

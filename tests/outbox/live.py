@@ -3,7 +3,6 @@ order a till sends, and what the outbox table says about each message."""
 
 from __future__ import annotations
 
-import io
 import re
 import time
 from collections import Counter
@@ -14,8 +13,6 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
-import zxingcpp
-from PIL import Image
 from sqlalchemy import select
 
 from giftledger.services.context import Services
@@ -25,7 +22,7 @@ from tests.api.documents import CREATE_ORDER
 from tests.outbox.smtp import Received
 from tests.safety.helpers import start_safety_server
 from tests.safety.tills import ref
-from tests.support import Demo, LiveServer, with_services
+from tests.support import Demo, LiveServer, qr_text, with_services
 
 MAIL_FROM = "cards@giftledger.test"
 PUBLIC_URL = "https://gift.example.test"
@@ -139,8 +136,7 @@ def qr_code(message: EmailMessage) -> str:
     """The text of the e-gift's QR code (its one PNG image), read back from the pixels."""
     [png] = [p for p in message.walk() if p.get_content_type() == "image/png"]
     assert isinstance(png, EmailMessage)
-    [found] = zxingcpp.read_barcodes(Image.open(io.BytesIO(png.get_content())))
-    return str(found.text)
+    return qr_text(png.get_content())
 
 
 def card_page_link(message: EmailMessage) -> str:
