@@ -6,7 +6,6 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import replace
-from pathlib import Path
 
 from sqlalchemy import text
 from starlette.applications import Starlette
@@ -47,11 +46,7 @@ def mailer_for(settings: Settings) -> Mailer:
     written as an .eml file under the data directory's `mail/` (the dashboard lists them)."""
     if settings.smtp_url:
         return SmtpMailer(settings.smtp_url)
-    return DirectoryMailer(mail_directory(settings))
-
-
-def mail_directory(settings: Settings) -> Path:
-    return settings.mail_directory
+    return DirectoryMailer(settings.mail_directory)
 
 
 def build_services(settings: Settings) -> Services:
