@@ -43,6 +43,13 @@ class Directory:
     async def account_name(self, account_id: int) -> str | None:
         return (await self._conn.execute(select(accounts.c.name).where(accounts.c.id == account_id))).scalar()
 
+    async def account_time_zone(self, account_id: int) -> str | None:
+        """The account's IANA time zone (None: no such account)."""
+        return (await self._conn.execute(select(accounts.c.time_zone).where(accounts.c.id == account_id))).scalar()
+
+    async def set_account_time_zone(self, account_id: int, time_zone: str) -> None:
+        await self._conn.execute(update(accounts).where(accounts.c.id == account_id).values(time_zone=time_zone))
+
     async def account_ids(self) -> list[int]:
         return [int(i) for i in (await self._conn.execute(select(accounts.c.id).order_by(accounts.c.id))).scalars()]
 

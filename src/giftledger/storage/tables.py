@@ -59,6 +59,8 @@ accounts = Table(
     _id(),
     Column("name", String(200), nullable=False),
     _created(),
+    # an IANA zone: every time the dashboard shows or exports, and the 3 am expiry rule (domain/time_zones.py)
+    Column("time_zone", String(64), nullable=False, server_default="Europe/London"),
 )
 
 merchants = Table(
@@ -211,6 +213,9 @@ cards = Table(
     Column("contact_id", Id, ForeignKey("contacts.id")),
     Column("message", Text),
     Column("expiry_time", DateTime(timezone=True)),
+    Column("validity_start_time", DateTime(timezone=True)),  # NULL: usable once sold
+    Column("blocked_reason", String(20)),  # NULL: not blocked (domain: lost, stolen, fraud, replaced)
+    Column("blocked_at", DateTime(timezone=True)),
     _created(),
     Column("updated_at", DateTime(timezone=True), nullable=False),
     UniqueConstraint("account_id", "card_reference", name="uq_cards_account_reference"),
@@ -220,6 +225,7 @@ cards = Table(
         name="balance_not_negative",
     ),
     CheckConstraint("status IN ('stock', 'active')", name="status_known"),
+    CheckConstraint("(blocked_reason IS NULL) = (blocked_at IS NULL)", name="blocked_together"),
     CheckConstraint(f"balance <= {MAX_BALANCE}", name="balance_within_limit"),
 )
 

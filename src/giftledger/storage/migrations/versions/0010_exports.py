@@ -1,0 +1,23 @@
+"""data exports prepared in the background (issue 18)
+
+Revision ID: 0010
+Revises: 0009
+Create Date: 2026-12-07
+
+(Reserved in the chain while the work is under way; it changes nothing yet.)
+"""
+
+from __future__ import annotations
+
+revision = "0010"
+down_revision = "0009"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    pass
+
+
+def downgrade() -> None:
+    pass
