@@ -37,8 +37,12 @@ sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "bench"))
 sys.path.insert(0, str(ROOT))
 
+import card_import  # noqa: E402
+import expiry_run  # noqa: E402
+import export_stream  # noqa: E402
 import outbox_drain  # noqa: E402
 import pgbench_script  # noqa: E402
+import webhook_delivery  # noqa: E402
 from tests.safety import processes  # noqa: E402
 
 from giftledger.app import build_services  # noqa: E402
@@ -56,6 +60,10 @@ BALANCE = 1_000_000_000
 # What a run measures; `--only` picks some. The first seven are rows at each connection count; "mixed" is the
 # redemption beside logins, "budget" the rows with the cost budget on, "alternating" the redemption runs
 # between limit runs, "outbox" the drain of a backlog of e-gifts and the redemption beside it (bench/outbox_drain.py).
+# "import": `giftledger cards import` of 100,000 cards (bench/card_import.py). "webhooks": the redemption with
+# a webhook endpoint subscribed to it, beside the same without (bench/webhook_delivery.py). "export":
+# `giftledger export transactions` of 1,000,000 line items (bench/export_stream.py). "expiry": an expiry run
+# over 100,000 due cards while tills redeem, beside redemptions without it (bench/expiry_run.py).
 PARTS = (
     "limit",
     "redeem",
@@ -68,6 +76,10 @@ PARTS = (
     "budget",
     "alternating",
     "outbox",
+    "import",
+    "webhooks",
+    "export",
+    "expiry",
 )
 NAN = float("nan")  # a column that does not apply to a row (printed empty)
 
@@ -107,6 +119,7 @@ class Bench:
     sandwich: list[Row] = field(default_factory=list)
     messages: int = 10_000  # e-gifts queued for the outbox part
     sink: outbox_drain.Sink | None = None  # the SMTP server the bench server mails to
+    due: int = 100_000  # due cards for the expiry part
 
 
 def beside(url: str, name: str) -> str:
@@ -620,6 +633,12 @@ def measure(bench: Bench, connections: list[int], scale_to: int | None) -> None:
                 alternating(bench, url, server.pid)
             if "outbox" in only:
                 outbox(bench, url, server.pid)
+            if "import" in only:
+                bench.rows.append(imported(bench))
+            if "export" in only:
+                bench.rows.append(exported(bench))
+            if "expiry" in only:
+                expiring(bench, url, server.pid)
             if scale_to is not None and scale_to > bench.cards:
                 scale(bench, url, server.pid, scale_to)
         finally:
@@ -627,6 +646,112 @@ def measure(bench: Bench, connections: list[int], scale_to: int | None) -> None:
             for other in (ping, floor):
                 if other is not None:
                     stop(other)
+        if "webhooks" in only:  # once that server is gone: its sender (production) would refuse the local receiver
+            webhooked(bench, Path(tmp))
+
+
+def imported(bench: Bench, rows: int = 100_000) -> Row:
+    """`giftledger cards import` of a CSV file of `rows` cards into a new account (bench/card_import.py)."""
+    result = card_import.measure(bench.database_url, rows)
+    return Row(
+        f"card import ({rows:,} rows, CLI)",
+        1,
+        result.rows_per_second,
+        NAN,
+        NAN,
+        int(result.exit_code != 0),
+        rss_mb=result.peak_rss_mb,
+        note=f"{result.seconds:.1f} s from start to exit (target < {card_import.TARGET_SECONDS} s), the command's "
+        f"CPU {result.cpu_seconds:.1f} s; rows/s",
+    )
+
+
+def exported(bench: Bench, rows: int = 1_000_000) -> Row:
+    """`giftledger export transactions` of `rows` line items of a new account (bench/export_stream.py)."""
+    result = export_stream.measure(bench.database_url, rows)
+    return Row(
+        f"export ({rows:,} line items, CLI)",
+        1,
+        result.rows_per_second,
+        NAN,
+        NAN,
+        int(result.exit_code != 0),
+        result.cpu_seconds * 1000 / max(1, result.rows),
+        rss_mb=result.peak_rss_mb,
+        note=f"{result.seconds:.1f} s from start to exit, peak RSS target < {export_stream.TARGET_RSS_MB} MB; rows/s",
+    )
+
+
+def expiring(bench: Bench, url: str, pid: int) -> None:
+    """Redemptions at 8 connections without an expiry run, then `bench.due` due cards expired (bench/expiry_run.py)
+    while the same redemptions run beside it: the run's cards/s, and the tills' rate beside it."""
+    without = run_wrk(bench, "redeem.lua", url, 8, pid)
+    without.operation, without.note = "redeem (no expiry run)", "just before the next rows"
+    bench.rows.append(without)
+    asyncio.run(expiry_run.make_due(bench.database_url, bench.account_id, bench.due))
+    done: list[expiry_run.Expired] = []
+    running = threading.Thread(
+        target=lambda: done.append(asyncio.run(expiry_run.expire(bench.database_url, SECRET, bench.account_id)))
+    )
+    began = time.monotonic()
+    running.start()
+    beside = run_wrk(bench, "redeem.lua", url, 8, pid)
+    redeeming = time.monotonic() - began
+    running.join()
+    [run] = done
+    beside.operation = "redeem (expiry running)"
+    beside.note = f"beside the next row for {min(redeeming, run.seconds):.1f} s of its {run.seconds:.1f} s"
+    bench.rows.append(beside)
+    bench.rows.append(
+        Row(
+            f"expiry run ({run.cards:,} due cards)",
+            1,
+            run.rate,
+            NAN,
+            NAN,
+            abs(run.broken - run.cards),
+            note=f"cards/s, {expiry_run.BATCH} a statement, 8 tills redeeming beside it; errors: cards not "
+            "broken exactly once",
+        )
+    )
+
+
+def webhooked(bench: Bench, tmp: Path) -> None:
+    """Redemptions at 8 connections with one webhook endpoint subscribed to card.balance_adjusted (a local
+    receiver), alternating with runs without it (bench/webhook_delivery.py), on a server of its own."""
+    server, url = start_giftledger(bench, tmp / "webhooks.log", {**NO_BUDGET, **webhook_delivery.ENV})
+    receiver: subprocess.Popen[bytes] | None = None
+    try:
+        secret_file = tmp / "webhook-secret"  # the receiver reads the endpoint's secret from it
+        env = {"WEBHOOK_SECRET_FILE": str(secret_file)}
+        receiver, receiver_url = start_uvicorn(bench, tmp / "receiver.log", "webhook_receiver:app", "/hooks", env)
+        endpoint = asyncio.run(
+            webhook_delivery.subscribe(bench.database_url, SECRET, bench.account_id, receiver_url + "/hooks")
+        )
+        secret_file.write_text(endpoint.secret)
+        asyncio.run(webhook_delivery.switch(bench.database_url, SECRET, bench.account_id, endpoint.id, False))
+        for _ in range(max(1, bench.repeat)):
+            without = run_wrk(bench, "redeem.lua", url, 8, server.pid)
+            without.operation, without.note = "redeem (no webhook)", "alternating with the next row"
+            bench.rows.append(without)
+            asyncio.run(webhook_delivery.switch(bench.database_url, SECRET, bench.account_id, endpoint.id, True))
+            began = asyncio.run(webhook_delivery.now(bench.database_url))
+            with_ = run_wrk(bench, "redeem.lua", url, 8, server.pid)
+            ended = asyncio.run(webhook_delivery.now(bench.database_url))
+            done = asyncio.run(webhook_delivery.delivered(bench.database_url, began, ended))
+            with_.operation = "redeem (webhook subscribed)"
+            with_.note = (
+                f"one endpoint, card.balance_adjusted: {done.sent / (ended - began).total_seconds():,.0f} "
+                f"deliveries/s sent meanwhile, {done.queued:,} queued at its end"
+            )
+            with_.errors += done.failed
+            bench.rows.append(with_)
+            asyncio.run(webhook_delivery.wait_drained(bench.database_url))
+            asyncio.run(webhook_delivery.switch(bench.database_url, SECRET, bench.account_id, endpoint.id, False))
+    finally:
+        stop(server)
+        if receiver is not None:
+            stop(receiver)
 
 
 def mixed(bench: Bench, url: str, pid: int) -> None:
@@ -838,6 +963,14 @@ def table(bench: Bench) -> str:
             f"- outbox: redemption while e-gifts drain / without a backlog = {busy.rps / quiet.rps:.0%} "
             f"(p99 {busy.p99_ms:.1f} / {quiet.p99_ms:.1f} ms)"
         )
+    quiet_runs = [r.rps for r in bench.rows if r.operation == "redeem (no webhook)"]
+    hooked_runs = [r.rps for r in bench.rows if r.operation == "redeem (webhook subscribed)"]
+    if quiet_runs and hooked_runs and sum(quiet_runs):
+        lines.append(
+            f"- webhooks: redemption with an endpoint subscribed / without = "
+            f"{sum(hooked_runs) / len(hooked_runs) / (sum(quiet_runs) / len(quiet_runs)):.0%} "
+            f"(means of {len(hooked_runs)} alternating runs each; target at least 85%)"
+        )
     drain = by.get(("outbox drain", outbox_drain.CONCURRENCY * bench.workers))
     single = by.get(("smtp floor (a message a connection)", outbox_drain.CONCURRENCY))
     batched = by.get((f"smtp floor ({outbox_drain.BATCH} messages a connection)", outbox_drain.CONCURRENCY))
@@ -870,6 +1003,7 @@ def main() -> None:
         "--only", default=",".join(PARTS), help=f"measure only these, comma-separated, of: {', '.join(PARTS)}"
     )
     parser.add_argument("--messages", type=int, default=10_000, help="e-gifts queued for the outbox part")
+    parser.add_argument("--due", type=int, default=100_000, help="due cards for the expiry part")
     parser.add_argument("--database-url", default=os.environ.get("TEST_DATABASE_URL", DEFAULT_PG))
     args = parser.parse_args()
     only = frozenset(part.strip() for part in args.only.split(",") if part.strip())
@@ -896,6 +1030,7 @@ def main() -> None:
     bench.repeat = max(0, args.repeat)
     bench.only = only
     bench.messages = max(2, args.messages)
+    bench.due = max(1, args.due)
     with tempfile.TemporaryDirectory() as logs:
         bench.sink = outbox_drain.Sink(Path(logs) / "smtp.log")
         try:

@@ -51,15 +51,9 @@ def database_url(pg_base_url: str) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def server(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    """A live `giftledger serve` process on the session database, over real HTTP. Every test reaches it from
-    127.0.0.1, so the per-address login limit is lifted here (tests that refuse logins on purpose would
-    otherwise lock out the rest), and so is the per-address card-miss limit; both are tested on servers of
-    their own."""
-    live = start_server(
-        database_url,
-        Path(tmp_path_factory.mktemp("server")),
-        {"GIFTLEDGER_LOGIN_ADDRESS_FAILURE_LIMIT": "1000000", "GIFTLEDGER_CARD_MISS_ADDRESS_LIMIT": "1000000"},
-    )
+    """A live `giftledger serve` process on the session database, over real HTTP (with the per-address limits
+    lifted, as on every server a test starts: tests/support.py SHARED_ADDRESS_LIMITS)."""
+    live = start_server(database_url, Path(tmp_path_factory.mktemp("server")))
     yield live
     live.stop()
 

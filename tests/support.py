@@ -147,6 +147,15 @@ class LiveServer:
                 self.process.wait()
 
 
+# Every test reaches a server from 127.0.0.1, and most share the session database: a server a test starts lifts the
+# per-address login and card-miss limits unless its `env` sets them, or tests that refuse logins on purpose lock
+# out the rest (a two-worker server's login was refused so in CI). The limits' own tests set them.
+SHARED_ADDRESS_LIMITS = {
+    "GIFTLEDGER_LOGIN_ADDRESS_FAILURE_LIMIT": "1000000",
+    "GIFTLEDGER_CARD_MISS_ADDRESS_LIMIT": "1000000",
+}
+
+
 def start_server(database_url: str, log_dir: Path, env: dict[str, str] | None = None, workers: int = 1) -> LiveServer:
     port = free_port()
     log_path = log_dir / f"server-{port}.log"
@@ -155,6 +164,7 @@ def start_server(database_url: str, log_dir: Path, env: dict[str, str] | None = 
         "GIFTLEDGER_ENV": "test",
         "GIFTLEDGER_SECRET_KEY": SECRET,
         "GIFTLEDGER_DATABASE_URL": database_url,
+        **SHARED_ADDRESS_LIMITS,
         **(env or {}),
     }
     with log_path.open("wb") as log:

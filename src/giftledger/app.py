@@ -6,6 +6,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import replace
+from datetime import UTC, datetime
 
 from sqlalchemy import text
 from starlette.applications import Starlette
@@ -13,19 +14,23 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from giftledger import metrics
 from giftledger.api.endpoint import GraphQLEndpoint
 from giftledger.auth.tokens import TokenIssuer
 from giftledger.config import ConfigurationError, Settings, leftover_sqlite
 from giftledger.dashboard import dashboard_error_handlers, dashboard_routes
+from giftledger.domain.errors import Retryable
 from giftledger.outbound.mailers import DirectoryMailer, Mailer, SmtpMailer
 from giftledger.services.context import Services
-from giftledger.services.outbox import Sender
+from giftledger.services.expiry import Expirer
+from giftledger.services.exports import Exporter
+from giftledger.services.outbox import Sender, backlog
 from giftledger.storage import embedded, migrate
 from giftledger.storage.database import Database
 
 log = logging.getLogger("giftledger")
 # Paths that are not the dashboard's: an unknown method or sub-path there keeps its plain answer.
-API_PATHS = ("/graphql", "/graphiql", "/healthz", "/readyz")
+API_PATHS = ("/graphql", "/graphiql", "/healthz", "/readyz", "/metrics")
 
 
 def with_database(settings: Settings) -> Settings:
@@ -53,7 +58,10 @@ def build_services(settings: Settings) -> Services:
     if settings.database_url is None:
         raise ConfigurationError("no database URL: start the embedded server first (app.with_database)")
     db = Database(
-        settings.database_url, pool_size=settings.database_pool_size, statement_timeout_ms=settings.statement_timeout_ms
+        settings.database_url,
+        pool_size=settings.database_pool_size,
+        statement_timeout_ms=settings.statement_timeout_ms,
+        pooler=settings.database_pooler,
     )
     tokens = TokenIssuer(
         settings.secret_key,
@@ -64,7 +72,15 @@ def build_services(settings: Settings) -> Services:
         issuer=settings.token_issuer,
         audience=settings.token_audience,
     )
-    return Services(db=db, settings=settings, tokens=tokens)
+    replica = None
+    if settings.read_database_url is not None:  # reports and exports only (services/exports.py, finance.py)
+        replica = Database(
+            settings.read_database_url,
+            pool_size=settings.database_pool_size,
+            statement_timeout_ms=settings.statement_timeout_ms,
+            pooler=settings.database_pooler,
+        )
+    return Services(db=db, settings=settings, tokens=tokens, replica=replica)
 
 
 async def migrate_database(services: Services) -> str | None:
@@ -97,15 +113,31 @@ def create_app(settings: Settings) -> Starlette:
             return JSONResponse({"status": "migrations pending", "current": current, "head": head}, status_code=503)
         return JSONResponse({"status": "ready", "revision": current})
 
+    async def metrics_page(request: Request) -> Response:
+        """Prometheus's text format, to whom `metrics.refusal` allows (metrics.py)."""
+        if (refused := metrics.refusal(request, settings.metrics_token)) is not None:
+            return refused
+        try:
+            waiting = await backlog(services)
+        except Retryable:  # the database away: the rest is still worth reading
+            waiting = None
+        return metrics.page(waiting, datetime.now(UTC))
+
     sender = Sender(services, mailer_for(settings))
+    expirer = Expirer(services)
+    exporter = Exporter(services)
 
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         sender.start()  # this process's share of the outbox (services/outbox.py)
+        expirer.start()  # breakage of expired cards and expiry reminders (services/expiry.py)
+        exporter.start()  # data exports queued from the dashboard (services/exports.py)
         yield
         await sender.stop()
+        await expirer.stop()
+        await exporter.stop()
         await graphql.guard.close()  # audit records still waiting
-        await services.db.dispose()
+        await services.dispose()
 
     app = Starlette(
         routes=[
@@ -113,6 +145,7 @@ def create_app(settings: Settings) -> Starlette:
             graphql.explorer.files_route(),  # the files GraphiQL loads, under /graphiql
             Route("/healthz", healthz),
             Route("/readyz", readyz),
+            Route("/metrics", metrics_page),
             *dashboard_routes(services),
         ],
         exception_handlers=dict(dashboard_error_handlers(services, besides=API_PATHS)),

@@ -40,6 +40,9 @@ class Settings:
     max_headers: int = 100
     read_timeout_seconds: int = 10
     database_pool_size: int = 10
+    # reports and exports read here (a read replica) when set; tills and money always use `database_url`
+    read_database_url: str | None = None
+    database_pooler: str = "none"  # or "pgbouncer": transaction pooling in between (storage/database.py)
     statement_timeout_ms: int = 10_000
     login_failure_limit: int = 10  # failed logins per login name ...
     login_address_failure_limit: int = 10  # ... and per client address, within the window
@@ -63,7 +66,12 @@ class Settings:
     mail_max_attempts: int = 8
     mail_retry_seconds: int = 60  # the first retry's delay; each later one doubles, up to 6 hours
     mail_lease_seconds: int = 120  # how long a sender holds a message it is sending (then another may resend it)
+    # webhook deliveries (services/webhook_sender.py): each attempt times out after 10 s
+    webhook_max_attempts: int = 12
+    webhook_retry_seconds: int = 60  # the first retry's delay; each later one doubles, up to 6 hours
+    webhook_lease_seconds: int = 60  # how long a sender holds a delivery it is posting
     data_dir: Path = DEFAULT_DATA_DIR
+    metrics_token: str | None = None  # /metrics needs it as a bearer token; None: loopback clients only
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -118,6 +126,8 @@ def load_settings(env: Mapping[str, str] | None = None, *, database_url: str | N
         raise ConfigurationError("GIFTLEDGER_ENV must be development, production or test")
     given = (database_url or env.get("GIFTLEDGER_DATABASE_URL") or "").strip()
     url = check_database_url(given, data_dir) if given else None
+    read_given = env.get("GIFTLEDGER_READ_DATABASE_URL", "").strip()
+    read_url = check_database_url(read_given, data_dir) if read_given else None
     secret = env.get("GIFTLEDGER_SECRET_KEY", "")
     if not secret:
         if environment != "development":
@@ -155,13 +165,23 @@ def load_settings(env: Mapping[str, str] | None = None, *, database_url: str | N
             raise ConfigurationError(f"GIFTLEDGER_{name} must be a whole number of at least {minimum}")
         return int(raw)
 
+    pooler = env.get("GIFTLEDGER_DATABASE_POOLER", "").strip().lower() or "none"
+    if pooler not in ("none", "pgbouncer"):
+        raise ConfigurationError("GIFTLEDGER_DATABASE_POOLER must be none or pgbouncer (transaction pooling)")
+
+    metrics_token = env.get("GIFTLEDGER_METRICS_TOKEN", "").strip() or None
+    if metrics_token is not None and (len(metrics_token) < 16 or not metrics_token.isascii()):
+        raise ConfigurationError("GIFTLEDGER_METRICS_TOKEN must be at least 16 ASCII characters")
+
     return Settings(
         database_url=url,
+        read_database_url=read_url,
         data_dir=data_dir,
         secret_key=secret,
         previous_secret_keys=previous,
         environment=environment,
         database_pool_size=number("DATABASE_POOL_SIZE", 10),
+        database_pooler=pooler,
         statement_timeout_ms=number("STATEMENT_TIMEOUT_MS", 10_000, minimum=100),
         max_body_bytes=number("MAX_BODY_BYTES", 65_536),
         max_head_bytes=number("MAX_HEAD_BYTES", 65_536, minimum=1024),
@@ -186,4 +206,8 @@ def load_settings(env: Mapping[str, str] | None = None, *, database_url: str | N
         mail_max_attempts=number("MAIL_MAX_ATTEMPTS", 8),
         mail_retry_seconds=number("MAIL_RETRY_SECONDS", 60),
         mail_lease_seconds=number("MAIL_LEASE_SECONDS", 120),
+        webhook_max_attempts=number("WEBHOOK_MAX_ATTEMPTS", 12),
+        webhook_retry_seconds=number("WEBHOOK_RETRY_SECONDS", 60),
+        webhook_lease_seconds=number("WEBHOOK_LEASE_SECONDS", 60, minimum=1),
+        metrics_token=metrics_token,
     )

@@ -8,8 +8,9 @@ handled.
 
 The request's line (logger `giftledger.request`, message `request`) carries `request_id`, `method`, `path` (the
 path only: a query string can carry a card number), `status`, `duration_ms`, and whatever the endpoint noted
-with `note` on the way (the GraphQL operation, the account, the outcome: api/guard.py). Nothing here imports the
-rest of giftledger."""
+with `note` on the way (the GraphQL operation, the account, the outcome: api/guard.py). The same facts, with
+the duration, go to `observe` when one is given (the metrics: metrics.py). Nothing here imports the rest of
+giftledger."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import logging
 import re
 import time
 import uuid
+from collections.abc import Callable, Mapping
 from contextvars import ContextVar
 from typing import Any
 
@@ -53,8 +55,9 @@ def request_id_from(value: str | None) -> str:
 class RequestLog:
     """Wraps an ASGI app: HTTP requests get an id (in their response and their log lines) and a log line."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, observe: Callable[[Mapping[str, Any], int, float], None] | None = None) -> None:
         self.app = app
+        self.observe = observe  # told each request's noted fields, status and duration (seconds) when it ends
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -89,13 +92,16 @@ class RequestLog:
                     raise
             finally:
                 _noted.reset(reset)
+                seconds = time.perf_counter() - started
                 log.info(
                     "request",
                     extra={
                         "method": scope["method"],
                         "path": scope["path"],
                         "status": status,
-                        "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                        "duration_ms": round(seconds * 1000, 2),
                         **noted,
                     },
                 )
+                if self.observe is not None:
+                    self.observe(noted, status, seconds)

@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import func, select
@@ -21,7 +22,7 @@ from starlette.applications import Starlette
 from starlette.routing import Route
 
 from giftledger.app import create_app
-from giftledger.dashboard import dashboard_routes
+from giftledger.dashboard import dashboard_routes, operations
 from giftledger.domain import card_numbers
 from giftledger.domain.catalogue import POINTONE, POLARIS
 from giftledger.domain.ledger import LineItemType
@@ -415,7 +416,13 @@ def post_routes(services: Services) -> list[str]:
 # guessing throttle) and confirming one noted an API user's password; and the forms of a browser that acts on
 # no account yet, which name no account to record in: logging in, choosing an account (here an empty form) and
 # accepting an invitation (here an unknown link), each tested on its own.
-READS = {"/cards", "/settings/integrations/{merchant_id}/api-users/noted", "/accounts", "/invitations/{link}"}
+READS = {
+    "/cards",
+    "/settings/integrations/{merchant_id}/api-users/noted",
+    "/accounts",
+    "/invitations/{link}",
+    "/pos/{site_id}/balance",  # a balance check in POS Mode (a look-up by number, as a till's)
+}
 ADJUSTMENT = {"direction": "credit", "value": "5.00", "site_id": "1", "reason": "x"}
 
 
@@ -435,9 +442,10 @@ async def test_every_form_writes_exactly_one_record_even_when_refused(
         "line_item_id": order.line_items[0].item.id,
         "invitation_id": 987654321,
         "link": "no-such-link",
+        "endpoint_id": 987654321,
     }
     paths = post_routes(services)
-    assert "/login" in paths and "/logout" in paths and len(paths) == 26
+    assert "/login" in paths and "/logout" in paths and len(paths) == 47
     before = await settings_state(services, demo)
     seen: dict[str, list[tuple[str, str, str | None]]] = {}
     with unchanged(database_url, demo.account_id):
@@ -453,6 +461,8 @@ async def test_every_form_writes_exactly_one_record_even_when_refused(
             else:
                 assert len(events) == 1, (template, response.status_code, events)
     assert await settings_state(services, demo) == before
+    # every form's operation is named in words on the Audit Trail (dashboard/operations.py)
+    assert {op for records in seen.values() for op, _, _ in records} - set(operations.OPERATIONS) == set()
     assert {k: v for k, v in seen.items() if v} == {
         "/logout": [("dashboard.logout", "accepted", None)],
         "/account": [("dashboard.account.switch", "refused", "FORBIDDEN")],
@@ -460,6 +470,15 @@ async def test_every_form_writes_exactly_one_record_even_when_refused(
         "/cards/{card_id}/adjust": [("dashboard.card.adjust", "refused", "FORBIDDEN")],
         "/cards/{card_id}/send": [("dashboard.card.resend", "refused", "FORBIDDEN")],
         "/cards/{card_id}/line-items/{line_item_id}/reverse": [("dashboard.card.reverse", "refused", "FORBIDDEN")],
+        "/cards/{card_id}/block": [("dashboard.card.block", "refused", "FORBIDDEN")],
+        "/cards/{card_id}/unblock": [("dashboard.card.unblock", "refused", "FORBIDDEN")],
+        "/cards/{card_id}/expiry": [("dashboard.card.expiry", "refused", "FORBIDDEN")],
+        "/cards/{card_id}/replace": [("dashboard.card.replace", "refused", "FORBIDDEN")],
+        "/cards/expiry": [("dashboard.cards.expiry", "refused", "FORBIDDEN")],
+        "/cards/import": [("dashboard.cards.import", "refused", "FORBIDDEN")],
+        "/data/exports": [("dashboard.export.queue", "refused", "FORBIDDEN")],
+        "/shop/in-store-gift/pin": [("dashboard.product.pin", "refused", "FORBIDDEN")],
+        "/shop/in-store-gift/validity": [("dashboard.product.validity", "refused", "FORBIDDEN")],
         "/shop/in-store-gift/price-modifiers": [("dashboard.price_modifier.add", "refused", "FORBIDDEN")],
         "/shop/in-store-gift/price-modifiers/{modifier_id}": [
             ("dashboard.price_modifier.edit", "refused", "FORBIDDEN")
@@ -483,6 +502,18 @@ async def test_every_form_writes_exactly_one_record_even_when_refused(
         "/settings/team/{user_id}/remove": [("dashboard.team.remove", "refused", "FORBIDDEN")],
         "/settings/branding": [("dashboard.branding.save", "refused", "FORBIDDEN")],
         "/settings/branding/logo/remove": [("dashboard.branding.remove_logo", "refused", "FORBIDDEN")],
+        "/settings/time-zone": [("dashboard.time_zone.save", "refused", "FORBIDDEN")],
+        "/settings/webhooks": [("dashboard.webhook.add", "refused", "FORBIDDEN")],
+        "/settings/webhooks/{endpoint_id}/test": [("dashboard.webhook.test", "refused", "FORBIDDEN")],
+        "/settings/webhooks/{endpoint_id}/rotate": [("dashboard.webhook.rotate", "refused", "FORBIDDEN")],
+        "/settings/webhooks/{endpoint_id}/disable": [("dashboard.webhook.disable", "refused", "FORBIDDEN")],
+        "/settings/webhooks/{endpoint_id}/enable": [("dashboard.webhook.enable", "refused", "FORBIDDEN")],
+        "/settings/webhooks/{endpoint_id}/redeliver": [("dashboard.webhook.redeliver", "refused", "FORBIDDEN")],
+        # POS Mode: Front of House Staff may take a payment (here with no amount: refused as a till's would be)
+        "/pos/{site_id}/pay": [("dashboard.pos.pay", "refused", "VALIDATION")],
+        "/pos/{site_id}/top-up": [("dashboard.pos.top_up", "refused", "VALIDATION")],
+        "/pos/{site_id}/sell": [("dashboard.pos.sell", "refused", "FORBIDDEN")],
+        "/pos/{site_id}/line-items/{line_item_id}/reverse": [("dashboard.pos.reverse", "refused", "FORBIDDEN")],
     }
 
     # a form posted without a session names nobody: the browser is sent to log in, and nothing is written
@@ -560,18 +591,20 @@ async def test_the_audit_trail_page_is_the_store_owners_alone(app: Starlette, se
     page = await owner.web.get("/settings/audit")
     assert page.status_code == 200
     nav = re.findall(r'<nav aria-label="Main".*?</nav>', page.text, flags=re.S)[0]
-    assert re.findall(r"<a [^>]*>([^<]+)</a>", nav)[-5:] == [
+    assert re.findall(r"<a [^>]*>([^<]+)</a>", nav)[-7:] == [
         "Site Settings",
         "Integrations",
+        "Webhooks",
         "Team",
         "Branding",
+        "Time Zone",
         "Audit Trail",
     ]
     assert 'href="/settings/audit" aria-current="page"' in nav
     [login] = rows(page.text, "audit-trail")
     assert login[1:] == [
         f"{owner.principal.name} (Team member)",
-        "dashboard.login",
+        "Log in",  # its operation in words (dashboard/operations.py)
         "—",
         "—",
         "Accepted",
@@ -617,7 +650,7 @@ async def test_filters_and_pages(app: Starlette, services: Services, demo: Demo)
     refused = await web.get("/settings/audit?operation=dashboard.test.paging&outcome=refused")
     assert re.search(r'data-testid="trail-total">26 records', refused.text)
     assert {r[5] for r in rows(refused.text, "audit-trail")} == {"Refused VALIDATION"}
-    today = datetime.now(UTC).date()
+    today = datetime.now(ZoneInfo("Europe/London")).date()  # the filter's days are the account's
     dated = await web.get(f"/settings/audit?operation=dashboard.test.paging&start={today}&end={today}")
     assert re.search(r'data-testid="trail-total">53 records', dated.text)
     past = await web.get("/settings/audit?operation=dashboard.test.paging&start=2000-01-01&end=2000-01-31")
@@ -756,4 +789,4 @@ async def test_the_card_search_counts_misses_and_pauses(
     assert shown[3].endswith("Paused now")
     assert datetime.strptime(shown[3][:19], "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC) > datetime.now(UTC)
     trail = rows(page.text, "audit-trail")
-    assert [r[2] for r in trail].count(guessing.PAUSED) == 1
+    assert [r[2] for r in trail].count(operations.in_words(guessing.PAUSED)) == 1

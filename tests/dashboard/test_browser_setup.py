@@ -320,7 +320,7 @@ def test_front_of_house_staff_cannot_reach_integrations(dashboard: Dashboard, se
     page = dashboard.page
     dashboard.log_in(email, password)
     nav = page.get_by_role("navigation", name="Main")
-    assert nav.get_by_role("link").all_inner_texts() == ["Overview", "Cards"]
+    assert nav.get_by_role("link").all_inner_texts() == ["Overview", "POS Mode", "Cards"]
     dashboard.shot("front-of-house-overview")
 
     for path in ("/settings/integrations", f"/settings/integrations/{POINTONE}"):

@@ -96,7 +96,8 @@ def test_back_office_tour(dashboard: Dashboard, server: LiveServer) -> None:
     page.get_by_label("Take value off (debit)").check()
     page.get_by_label("Amount (£)").fill("12.50")
     page.get_by_label("Site").select_option(label="Leeds")
-    page.get_by_label("Reason").fill("Voucher torn; part refunded in cash")
+    # (the block and replace forms have a Reason list too)
+    page.get_by_role("textbox", name="Reason").fill("Voucher torn; part refunded in cash")
     page.get_by_role("button", name="Adjust balance").click()
     assert dashboard.notice() == "Balance adjusted."
     assert page.get_by_test_id("balance").inner_text() == "£27.50"
@@ -193,6 +194,7 @@ def test_back_office_tour(dashboard: Dashboard, server: LiveServer) -> None:
     assert dashboard.account_id() == demo.account_id
     assert page.get_by_role("navigation", name="Main").get_by_role("link").all_inner_texts() == [
         "Overview",
+        "POS Mode",
         "Cards",
         "Orders",
         "In-Store Gift",

@@ -243,7 +243,7 @@ async def test_front_of_house_staff_is_refused_every_management_page_and_form(
     assert card.status_code == 200
     assert 'id="adjust"' not in card.text and "/reverse" not in card.text
     nav = re.findall(r'<nav aria-label="Main".*?</nav>', card.text, flags=re.S)[0]
-    assert re.findall(r"<a [^>]*>([^<]+)</a>", nav) == ["Overview", "Cards"]
+    assert re.findall(r"<a [^>]*>([^<]+)</a>", nav) == ["Overview", "POS Mode", "Cards"]
 
 
 async def test_validation_messages_sit_next_to_their_fields(app: Starlette, services: Services, demo: Demo) -> None:

@@ -1,5 +1,8 @@
-"""Two servers on one database, each with its own sender: 500 e-gift orders, taken by both, give 500 messages,
-none twice (by Message-ID and by card), and both senders share the work (SKIP LOCKED, leases)."""
+"""Two servers on one database, each with its own sender: 100 e-gift orders, taken by both, give 100 messages,
+none twice (by Message-ID and by card), and both senders share the work (SKIP LOCKED, leases).
+
+(100, not more: each e-gift order builds its whole message, QR code included, in the order's transaction, about
+10 ms of CPU, and the suite has a time budget. `bench/outbox_drain.py` drains 10,000.)"""
 
 from __future__ import annotations
 
@@ -27,7 +30,7 @@ from tests.outbox.smtp import smtp_server
 from tests.safety.helpers import wait_for
 from tests.support import LiveServer, fresh_database, logged_in, new_demo
 
-ORDERS = 500
+ORDERS = 100
 TILLS = 16  # requests in flight at once, shared out over the two servers
 
 
@@ -54,7 +57,7 @@ async def order_all(servers: list[tuple[LiveServer, str]], bodies: list[dict[str
         return list(await asyncio.gather(*(one(n, body) for n, body in enumerate(bodies))))
 
 
-def test_two_servers_on_one_database_send_500_orders_as_500_messages_none_twice(isolated: str, tmp_path: Path) -> None:
+def test_two_servers_on_one_database_send_100_orders_as_100_messages_none_twice(isolated: str, tmp_path: Path) -> None:
     demo = new_demo(isolated)
     with smtp_server() as (inbox, url):
         # the envelope sender tells which server delivered a message (the message itself is built by the one
@@ -74,7 +77,7 @@ def test_two_servers_on_one_database_send_500_orders_as_500_messages_none_twice(
                 server.stop()
 
     assert len(set(sold)) == ORDERS
-    # 500 messages, one per row (by Message-ID), each tried once
+    # 100 messages, one per row (by Message-ID), each tried once
     assert message_ids(received) == {r.message_id: 1 for r in rows}
     assert len(received) == ORDERS and all(r.attempts == 1 for r in rows)
     # one per card sold, to the address its order gave

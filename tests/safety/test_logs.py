@@ -180,7 +180,8 @@ async def test_an_unhandled_error_is_logged_with_its_request_id_and_answered_wit
     handler.setFormatter(json_formatter())
     logger = logging.getLogger("giftledger.request")
     logger.addHandler(handler)
-    level, logger.level = logger.level, logging.INFO
+    level = logger.level
+    logger.setLevel(logging.INFO)  # not `logger.level = ...`, which would keep the logger's cached answers
     try:
         app = RequestLog(Starlette(routes=[Route("/fails", fails)]))
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as client:

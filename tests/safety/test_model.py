@@ -1,23 +1,38 @@
 """Property-based: random sequences of sales, top-ups, redemptions and reversals (valid and invalid ones)
-against the real server, each reply and the final balances compared with a small in-memory model of the
-rules. The sequences are derandomized (the same 200+ every run) so CI is stable."""
+against the real server, with the card lifecycle between them (a card's expiry coming and the expiry run's
+breakage, blocking and unblocking, reversing a breakage to reactivate the card, replacing the card: its balance
+moved to a new card by a balance transfer, the card blocked, the transfer never reversible), each reply and the final
+balances and states compared with a small in-memory model of the rules. The sequences are derandomized (the
+same 100+ every run) so CI is stable; `ledger verify` runs on the account afterwards (the `account` fixture)."""
 
 from __future__ import annotations
 
+import asyncio
+import os
 import uuid
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from giftledger.app import build_services
+from giftledger.domain.ledger import LineItemType
+from giftledger.services import card_lifecycle, card_replacement
+from giftledger.services.context import Services, operator
+from giftledger.services.expiry import expire_due
+from giftledger.storage.clock import utcnow
+from giftledger.storage.tables import cards, line_items
 from tests.safety.tills import new_card
 from tests.support import Api, Demo
+from tests.support import test_settings as settings_for
 
-SEQUENCES = 200
+# 100 sequences in the suite (its time budget); a longer run: GIFTLEDGER_MODEL_SEQUENCES=2000 pytest this file
+SEQUENCES = int(os.environ.get("GIFTLEDGER_MODEL_SEQUENCES", "100"))
 SLOTS = 2  # card numbers per sequence (few, so operations meet on the same card)
 
-CARD_FIELDS = "card_reference balance ValueSplit { tender discount }"
+CARD_FIELDS = "card_reference balance state ValueSplit { tender discount }"
 ITEM_FIELDS = f"id value ValueSplit {{ tender discount }} Card {{ {CARD_FIELDS} }}"
 SELL = f"""mutation($account_id:Int!,$merchant_id:Int!,$order_items:[OrderItemInput]!,$currency:String!,$total:Int!,
   $unit_epos_reference:String!,$merchant_transaction_reference:String){{
@@ -35,7 +50,8 @@ REVERSE = f"""mutation($merchant_id:Int!,$unit_epos_reference:String!,$merchant_
     unit_epos_reference:$unit_epos_reference,merchant_id:$merchant_id){{ LineItems {{ {ITEM_FIELDS} }} }} }}"""
 CARD = f"query($r:String!){{ Cards(card_reference:$r,page:1,limit:1){{ data {{ {CARD_FIELDS} }} }} }}"
 
-SALE, REDEMPTION, REVERSAL, TOP_UP = "sale", "redemption", "reversal", "top-up"
+SALE, REDEMPTION, REVERSAL, TOP_UP, BREAKAGE = "sale", "redemption", "reversal", "top-up", "breakage"
+TRANSFER = "transfer"  # a replacement's transfer out of the card (never reversible)
 
 
 @dataclass
@@ -43,10 +59,19 @@ class Card:
     tender: int = 0
     discount: int = 0
     active: bool = True
+    expired: bool = False  # its expiry has come (set by the model's "expire"; removed by reversing its breakage)
+    blocked: bool = False
+    replaced: bool = False  # its balance moved to a new card; blocked for good
 
     @property
     def balance(self) -> int:
         return self.tender + self.discount
+
+    @property
+    def state(self) -> str | None:
+        if not self.active:
+            return None  # unsold stock has no state
+        return "blocked" if self.blocked else "expired" if self.expired else "active"
 
 
 @dataclass
@@ -98,7 +123,13 @@ reverse_op = st.tuples(
     st.just("reverse"), st.integers(0, 50), st.sampled_from(["any", "any", "last", "sale", "unknown"]), st.booleans()
 )  # (index into the line items so far; which: any of them, the last one, a sale, an id that does not exist;
 # reuse a reference)
-operations = st.lists(st.one_of(sell_op, adjust_op, reverse_op), min_size=1, max_size=8)
+life_op = st.tuples(
+    st.just("life"),
+    st.integers(0, SLOTS - 1),
+    st.sampled_from(["expire", "expire", "block", "unblock", "reactivate", "replace"]),
+)  # the card's expiry comes and the expiry run breaks it; blocked or unblocked by hand; its last breakage reversed;
+# replaced (its balance moved to a new card)
+operations = st.lists(st.one_of(sell_op, adjust_op, reverse_op, life_op), min_size=1, max_size=8)
 
 
 def _split_debit(card: Card, amount: int) -> tuple[int, int]:
@@ -106,10 +137,80 @@ def _split_debit(card: Card, amount: int) -> tuple[int, int]:
     return -(amount - discount), -discount
 
 
+class Lifecycle:
+    """What the model does besides a till: in this process, on the services (its own event loop)."""
+
+    def __init__(self, database_url: str) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.services: Services = build_services(settings_for(database_url))
+
+    def run(self, work: Any) -> Any:
+        return self.loop.run_until_complete(work)
+
+    def close(self) -> None:
+        self.run(self.services.db.dispose())
+        self.loop.close()
+
+    async def expire(self, account_id: int, number: str) -> int | None:
+        """Let the card's expiry come, run the expiry; the id of its newest breakage line item (None: none)."""
+        async with self.services.db.transaction() as conn:
+            await conn.execute(
+                cards.update()
+                .where(cards.c.account_id == account_id, cards.c.card_reference == number)
+                .values(expiry_time=utcnow() - timedelta(seconds=1))
+            )
+        await expire_due(self.services)
+        async with self.services.db.engine.connect() as conn:
+            found = await conn.execute(
+                line_items.select()
+                .with_only_columns(line_items.c.id)
+                .join_from(line_items, cards, cards.c.id == line_items.c.card_id)
+                .where(
+                    line_items.c.account_id == account_id,
+                    cards.c.card_reference == number,
+                    line_items.c.type_id == int(LineItemType.BREAKAGE),
+                )
+                .order_by(line_items.c.id.desc())
+                .limit(1)
+            )
+            newest = found.scalar()
+            return int(newest) if newest is not None else None
+
+    async def card_id(self, account_id: int, number: str) -> int:
+        async with self.services.db.engine.connect() as conn:
+            found = await conn.execute(
+                cards.select()
+                .with_only_columns(cards.c.id)
+                .where(cards.c.account_id == account_id, cards.c.card_reference == number)
+            )
+            return int(found.scalar_one())
+
+
+async def replace(services: Services, account_id: int, number: str) -> int:
+    """Replace the card (services/card_replacement.py); the id of its transfer out."""
+    async with services.db.engine.connect() as conn:
+        found = await conn.execute(
+            cards.select()
+            .with_only_columns(cards.c.id)
+            .where(cards.c.account_id == account_id, cards.c.card_reference == number)
+        )
+        card_id = int(found.scalar_one())
+    done = await card_replacement.replace_card(services, operator(account_id), card_id, "lost")
+    async with services.db.engine.connect() as conn:
+        found = await conn.execute(
+            line_items.select()
+            .with_only_columns(line_items.c.id)
+            .where(line_items.c.account_id == account_id, line_items.c.transaction_id == done.transaction_id,
+                   line_items.c.card_id == card_id)
+        )  # fmt: skip
+        return int(found.scalar_one())
+
+
 class Runner:
-    def __init__(self, till: Api, account: Demo) -> None:
+    def __init__(self, till: Api, account: Demo, life: Lifecycle) -> None:
         self.till = till
         self.account = account
+        self.life = life
         self.model = Model()
         self.numbers = [new_card() for _ in range(SLOTS)]
         self.prefix = uuid.uuid4().hex[:12]
@@ -146,6 +247,7 @@ class Runner:
         assert got["Card"] == {
             "card_reference": self.numbers[slot],
             "balance": card.balance,
+            "state": card.state,
             "ValueSplit": {"tender": card.tender, "discount": card.discount},
         }
 
@@ -177,6 +279,7 @@ class Runner:
         assert "errors" not in body, body
         self.model.cards[slot] = card = self.model.cards.get(slot, Card())
         card.active = True
+        card.expired = False  # sold again: the product's terms (the demo product never expires)
         card.tender += value - discount
         card.discount += discount
         [got] = body["data"]["createOrder"]["LineItems"]
@@ -209,6 +312,12 @@ class Runner:
         card = self.model.active(slot)
         if card is None:
             assert self.refused(body, "createBalanceAdjustment")["extensions"]["code"] == "CARD_NOT_FOUND"
+            return
+        if card.state != "active":
+            assert self.refused(body, "createBalanceAdjustment")["extensions"]["code"] == {
+                "blocked": "CARD_BLOCKED",
+                "expired": "CARD_EXPIRED",
+            }[card.state]
             return
         if value < 0 and -value > card.balance:
             assert self.refused(body, "createBalanceAdjustment")["extensions"]["code"] == "NEGATIVE_BALANCE"
@@ -245,7 +354,7 @@ class Runner:
         if reused:
             assert self.refused(body, "createReversal")["extensions"]["code"] == "DUPLICATE_REFERENCE"
             return
-        if target is None or target.kind == REVERSAL:
+        if target is None or target.kind in (REVERSAL, TRANSFER):
             error = self.refused(body, "createReversal")
             assert error["validation"] == {"ReversalItems.0.line_item_id": ["This field is not of an expected value"]}
             return
@@ -265,13 +374,49 @@ class Runner:
         card.tender += tender
         card.discount += discount
         target.reversed = True
+        if target.kind == BREAKAGE:
+            card.expired = False  # reactivated: its expiry is removed
         [got] = body["data"]["createReversal"]["LineItems"]
         self.model.items.append(Item(got["id"], target.slot, REVERSAL, tender, discount))
         self.model.references[reference] = [got["id"]]
-        self.check_item(got, target.slot, tender, discount)
         on_card = [i for i in self.model.items if i.slot == target.slot and i.kind != REVERSAL]
         if target.kind == SALE and all(i.reversed for i in on_card):
             card.active = False  # an unsold card again: back in stock
+        self.check_item(got, target.slot, tender, discount)
+
+    def lifecycle(self, slot: int, what: str) -> None:
+        card = self.model.active(slot)
+        if card is None:
+            return  # nothing to do to an unsold card
+        number = self.numbers[slot]
+        if what == "expire":
+            newest = self.life.run(self.life.expire(self.account.account_id, number))
+            card.expired = True
+            if card.balance > 0:
+                assert newest is not None and all(i.server_id != newest for i in self.model.items)
+                self.model.items.append(Item(newest, slot, BREAKAGE, -card.tender, -card.discount))
+                card.tender = card.discount = 0
+        elif what == "block" and not card.blocked:
+            card_id = self.life.run(self.life.card_id(self.account.account_id, number))
+            self.life.run(card_lifecycle.block_card(self.life.services, operator(self.account.account_id), card_id,
+                                                    "lost"))  # fmt: skip
+            card.blocked = True
+        elif what == "unblock" and card.blocked and not card.replaced:
+            card_id = self.life.run(self.life.card_id(self.account.account_id, number))
+            reason = self.life.run(
+                card_lifecycle.unblock_card(self.life.services, operator(self.account.account_id), card_id)
+            )
+            assert reason == "lost"
+            card.blocked = False
+        elif what == "replace" and not card.blocked and card.balance > 0:
+            out = self.life.run(replace(self.life.services, self.account.account_id, number))
+            self.model.items.append(Item(out, slot, TRANSFER, -card.tender, -card.discount))
+            card.tender = card.discount = 0
+            card.blocked = card.replaced = True
+        elif what == "reactivate":
+            broken = [n for n, i in enumerate(self.model.items) if i.slot == slot and i.kind == BREAKAGE]
+            if broken:
+                self.reverse(broken[-1], "any", False)
 
     def final_balances(self) -> None:
         for slot, number in enumerate(self.numbers):
@@ -281,13 +426,14 @@ class Runner:
                 assert data == [], (slot, data)
             else:
                 assert data == [
-                    {"card_reference": number, "balance": card.balance,
+                    {"card_reference": number, "balance": card.balance, "state": card.state,
                      "ValueSplit": {"tender": card.tender, "discount": card.discount}}
                 ]  # fmt: skip
 
 
-def test_random_till_sequences_match_the_model(till: Api, account: Demo) -> None:
+def test_random_till_sequences_match_the_model(till: Api, account: Demo, database_url: str) -> None:
     sequences = 0
+    life = Lifecycle(database_url)
 
     @settings(
         max_examples=SEQUENCES,
@@ -300,16 +446,21 @@ def test_random_till_sequences_match_the_model(till: Api, account: Demo) -> None
     def run(ops: list[tuple[Any, ...]]) -> None:
         nonlocal sequences
         sequences += 1
-        runner = Runner(till, account)
+        runner = Runner(till, account, life)
         for op in ops:
             kind, *args = op
             if kind == SALE:
                 runner.sell(*args)
             elif kind == "adjust":
                 runner.adjust(*args)
+            elif kind == "life":
+                runner.lifecycle(*args)
             else:
                 runner.reverse(*args)
         runner.final_balances()
 
-    run()
+    try:
+        run()
+    finally:
+        life.close()
     assert sequences >= SEQUENCES

@@ -132,6 +132,10 @@ def test_a_healthy_ledger_passes_and_says_what_it_checked(scratch_url: str) -> N
         "  reversed_once: each line item is reversed at most once: 1 examined, ok",
         "  unique_references: no merchant_transaction_reference is used twice per account and merchant: 4 examined, ok",
         "  order_totals: each order's totals and status match its line items: 1 examined, ok",
+        "  balance_transfers: each transfer out pairs with one transfer in on another card, summing to zero; a"
+        " transfer in alone is an import's opening balance: 0 examined, ok",
+        "  breakage: each breakage is an expiry run's debit of a card's whole balance, after its expiry: 0 examined,"
+        " ok",
         "1 account(s) checked: ledger OK",
     ]
 

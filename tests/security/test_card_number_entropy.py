@@ -25,17 +25,23 @@ def test_ten_random_digits_carry_33_point_2_bits() -> None:
 
 
 def test_every_random_digit_comes_from_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One draw from `secrets` below 10**10, written as ten digits (leading zeros kept): uniform, as ten
+    draws of one digit each would be, at a fifth of the cost (card imports issue 100,000 numbers at once)."""
     calls: list[int] = []
+    draws = iter([1234567890, 42])
 
     def fake_randbelow(n: int) -> int:
         calls.append(n)
-        return len(calls) % 10
+        return next(draws)
 
     monkeypatch.setattr(secrets, "randbelow", fake_randbelow)
     number = card_numbers.generate()
-    assert calls == [10] * 10
+    assert calls == [10**10]
     assert number[:8] == "63011900" and number[8:18] == "1234567890"
     assert card_numbers.passes_luhn(number)
+    small = card_numbers.generate()
+    assert calls == [10**10, 10**10]
+    assert small[8:18] == "0000000042" and len(small) == 19 and card_numbers.passes_luhn(small)
 
 
 def test_every_random_position_takes_all_ten_values_evenly() -> None:

@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 
 from giftledger.security_headers import (
+    COPY_BUTTON_CSP,
+    COPY_BUTTON_SCRIPT,
     DASHBOARD_CSP,
     EXPLORER_CSP,
     GRAPHIQL_SCROLL_LOCK,
@@ -21,6 +23,8 @@ from tests.security.page_audit import audit_html
 from tests.support import ROOT
 
 TEMPLATES = sorted((ROOT / "src" / "giftledger" / "dashboard" / "templates").glob("**/*.html"))
+# The one page that runs a script (under COPY_BUTTON_CSP): the copy buttons beside a password shown once.
+SCRIPTED = {"api_user_created.html": [COPY_BUTTON_SCRIPT]}
 
 
 def directives(policy: str) -> dict[str, list[str]]:
@@ -41,7 +45,7 @@ def test_no_template_holds_a_script_or_anything_inline(template: Path) -> None:
     """The dashboard's policy allows no script at all and no inline style: a page that needs one must be
     given a policy that allows it (security_headers.py), with the code in a file under dashboard/static."""
     found = audit_html(template.read_text(), template=True)
-    assert found.scripts == [], f"{template.name}: <script> elements, blocked by the dashboard's policy"
+    assert found.scripts == SCRIPTED.get(template.name, []), f"{template.name}: <script> elements"
     assert found.blocked_inline() == [], f"{template.name}: inline code or styles, blocked by the policy"
     assert found.other_origins() == [], f"{template.name}: loads from another origin"
 
@@ -64,7 +68,9 @@ def test_the_audit_finds_what_it_looks_for() -> None:
     assert found.other_origins() == ["https://cdn.example/x.js", "//cdn.example/i.png"]
 
 
-@pytest.mark.parametrize("policy", [DASHBOARD_CSP, EXPLORER_CSP], ids=["dashboard", "graphiql"])
+@pytest.mark.parametrize(
+    "policy", [DASHBOARD_CSP, EXPLORER_CSP, COPY_BUTTON_CSP], ids=["dashboard", "graphiql", "copy-button"]
+)
 def test_the_policies_allow_only_this_origin(policy: str) -> None:
     parsed = directives(policy)
     assert parsed["default-src"] == ["'none'"]  # anything not named below is refused
@@ -82,6 +88,11 @@ def test_the_dashboard_runs_no_script() -> None:
     parsed = directives(DASHBOARD_CSP)
     assert "script-src" not in parsed and "connect-src" not in parsed  # default-src 'none' refuses both
     assert parsed == {name: value.split() for name, value in PAGE_DIRECTIVES.items()}
+
+
+def test_the_copy_button_page_runs_scripts_from_here_only() -> None:
+    assert directives(COPY_BUTTON_CSP) == {**directives(DASHBOARD_CSP), "script-src": ["'self'"]}
+    assert (ROOT / "src" / "giftledger" / "dashboard" / COPY_BUTTON_SCRIPT.lstrip("/")).is_file()
 
 
 def test_graphiql_runs_scripts_from_here_only() -> None:

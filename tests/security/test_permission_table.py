@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from giftledger.domain.catalogue import POINTONE
 from giftledger.domain.errors import DomainError, Forbidden, Unauthorized
 from giftledger.domain.permissions import PERMISSIONS, TEAM_ROLES, Permission, Role, allows
-from giftledger.services import audit, card_admin, dashboard_sessions, queries, reports, setup, team
+from giftledger.services import audit, card_admin, card_lifecycle, dashboard_sessions, queries, reports, setup, team
 from giftledger.services.adjustments import AdjustmentRequest, adjust_balance
 from giftledger.services.context import Principal, Services
 from giftledger.services.reversals import ReversalRequest, reverse_line_items
@@ -54,6 +54,10 @@ PROBES: dict[Permission, Probe] = {
     Permission.CARD_REDEEM: _adjust(-1),
     Permission.CARD_TOP_UP: _adjust(1),
     Permission.CARD_ADJUST: lambda s, p, d: card_admin.adjustment_sites(s, p),
+    Permission.CARD_BLOCK: lambda s, p, d: card_lifecycle.block_card(s, p, NOWHERE, "lost"),
+    Permission.CARD_EXPIRY: lambda s, p, d: card_lifecycle.change_card_expiry(
+        s, p, NOWHERE, card_lifecycle.ExpiryInput("remove")
+    ),
     Permission.LINE_ITEM_REVERSE: lambda s, p, d: reverse_line_items(s, p, ReversalRequest([], None, None, None)),
     Permission.ORDER_READ: lambda s, p, d: queries.list_orders(s, p, limit=1, page=1),
     Permission.PRODUCT_READ: lambda s, p, d: queries.list_products(s, p, p.account_id),

@@ -157,6 +157,8 @@ def _order_item(raw: dict[str, Any] | None) -> OrderItem | None:
             Discount(d.get("discount_type_id"), d.get("value")) if d is not None else Discount(None, None)
             for d in raw.get("discounts") or []
         ],
+        validity_rules=raw.get("validity_rules"),
+        expiry_config=raw.get("expiry_config"),
     )
 
 

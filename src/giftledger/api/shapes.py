@@ -7,6 +7,7 @@ from typing import Any
 
 from giftledger.domain.ledger import LineItemType
 from giftledger.domain.records import ConsentRow, ContactRow
+from giftledger.services.card_lifecycle import state_of
 from giftledger.services.queries import ProductView
 from giftledger.services.views import AdjustmentView, CardView, LineItemView, OrderView, Page, ReversalView
 
@@ -44,12 +45,16 @@ def card(view: CardView) -> Shape:
         "id": row.id,
         "card_reference": row.card_reference,
         "card_alias_card_reference": row.alias,
+        "pin": view.pin,  # only in the reply of the sale that generated it (services/card_pins.py)
         "balance": row.balance,
         "initial_balance": row.initial_balance,
         "currency": row.currency,
         "product_name": row.product_name,
         "used": row.balance != row.initial_balance,
         "expiry_time": timestamp(row.expiry_time),
+        "validity_start_time": timestamp(row.validity_start_time),
+        "state": state_of(row).value if row.status == "active" else None,
+        "blocked_reason": row.blocked_reason,
         "created_at": timestamp(row.created_at),
         "updated_at": timestamp(row.updated_at),
         "ValueSplit": {"tender": row.tender_balance, "discount": row.discount_balance},

@@ -76,7 +76,7 @@ def serve(ctx: click.Context, host: str, port: int, workers: int) -> None:
         "serving", extra={"url": f"http://{host}:{port}/", "graphql": f"http://{host}:{port}/graphql"}
     )
     bounds = RequestBounds(settings.max_head_bytes, settings.max_headers, settings.read_timeout_seconds)
-    serve_http(host, port, workers, bounds)
+    serve_http(host, port, workers, bounds, settings.data_dir)
 
 
 @cli.command()
@@ -113,10 +113,14 @@ def demo(ctx: click.Context, as_json: bool, as_text: bool, account_name: str) ->
 
 
 def main() -> None:
-    from giftledger.cli import admin, ledger, till
+    from giftledger.cli import admin, card_lifecycle, expiry, exports, ledger, till, webhooks
 
     admin.register(cli)
+    card_lifecycle.register(admin.cards, admin.product)
+    expiry.register(cli, admin.product)
     ledger.register(cli)
+    exports.register(cli)
+    webhooks.register(cli)
     till.register(cli)
     try:
         cli(obj={})

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from pathlib import Path
 from typing import Any
 
 import uvicorn
@@ -46,6 +47,7 @@ from starlette.types import ASGIApp
 from uvicorn.config import STARTUP_FAILURE
 from uvicorn.supervisors import Multiprocess
 
+from giftledger import metrics
 from giftledger.cli.request_bounds import DEFAULT_BOUNDS, RequestBounds, protocol
 from giftledger.logs import log_config
 
@@ -83,14 +85,32 @@ def options(host: str, port: int, workers: int, bounds: RequestBounds = DEFAULT_
     }
 
 
-def run(settings: dict[str, Any]) -> None:
-    """Serve with uvicorn's settings `settings`; exits with 3 if a worker could not start."""
+class Supervisor(Multiprocess):
+    """uvicorn's supervisor, telling the metrics of each worker that ended (replaced, or stopped with the rest)."""
+
+    def keep_subprocess_alive(self) -> None:
+        before = {process.pid for process in self.processes}
+        super().keep_subprocess_alive()
+        for pid in before - {process.pid for process in self.processes}:
+            metrics.worker_ended(pid)
+
+    def restart_all(self) -> None:
+        before = {process.pid for process in self.processes}
+        super().restart_all()
+        for pid in before - {process.pid for process in self.processes}:
+            metrics.worker_ended(pid)
+
+
+def run(settings: dict[str, Any], data_dir: Path = Path("var")) -> None:
+    """Serve with uvicorn's settings `settings`; exits with 3 if a worker could not start. Several workers
+    keep their metrics in a directory of this run's under `data_dir` (metrics.worker_directory)."""
     if settings.get("workers", 1) <= 1:
         uvicorn.run(**settings)  # exits with 3 itself if the server could not start
         return
-    config = uvicorn.Config(**settings)
-    supervisor = Multiprocess(config, sockets=[config.bind_socket()])
-    supervisor.run()
+    with metrics.worker_directory(data_dir):  # before the workers start: they inherit the environment
+        config = uvicorn.Config(**settings)
+        supervisor = Supervisor(config, sockets=[config.bind_socket()])
+        supervisor.run()
     if any(worker.exitcode == STARTUP_FAILURE for worker in supervisor.processes):
         logging.getLogger("giftledger").error(
             "a worker could not start (exit code %d); see the log above", STARTUP_FAILURE
@@ -98,6 +118,8 @@ def run(settings: dict[str, Any]) -> None:
         raise SystemExit(STARTUP_FAILURE)
 
 
-def serve(host: str, port: int, workers: int, bounds: RequestBounds = DEFAULT_BOUNDS) -> None:
+def serve(
+    host: str, port: int, workers: int, bounds: RequestBounds = DEFAULT_BOUNDS, data_dir: Path = Path("var")
+) -> None:
     """Serve giftledger on `host:port` from `workers` processes, with `bounds` on every request."""
-    run(options(host, port, workers, bounds))
+    run(options(host, port, workers, bounds), data_dir)

@@ -15,14 +15,22 @@ from giftledger.dashboard.pages import (
     audit,
     auth,
     branding,
+    card_import,
     cardholder,
     cards,
     dev_mail,
+    finance,
+    lifecycle,
     overview,
+    pos_mode,
+    product_pins,
+    replacement,
     reports,
     settings,
     shop,
     team,
+    time_zone,
+    webhooks,
 )
 from giftledger.dashboard.web import Dashboard
 from giftledger.services.context import Services
@@ -36,7 +44,8 @@ def dashboard_routes(services: Services) -> list[BaseRoute]:
     """Every dashboard route, for the composition root to mount beside /graphql."""
     dashboard = Dashboard(services)
     routes: list[BaseRoute] = [Mount("/static", app=StaticFiles(directory=STATIC), name="static")]
-    for module in (auth, overview, cards, reports, shop, settings, team, branding, audit, dev_mail, cardholder):
+    pages = (auth, overview, lifecycle, cards, pos_mode, reports, shop, settings, team, branding, time_zone, audit)
+    for module in (card_import, replacement, product_pins, *pages, finance, webhooks, dev_mail, cardholder):
         routes.extend(module.routes(dashboard))
     return routes
 

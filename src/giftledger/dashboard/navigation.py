@@ -33,9 +33,19 @@ SECTIONS: tuple[tuple[str | None, tuple[Link, ...]], ...] = (
         None,
         (
             Link("Overview", "/", Permission.DASHBOARD),
+            Link("POS Mode", "/pos", Permission.CARD_REDEEM),  # every role that sells or tops up redeems too
             Link("Cards", "/cards", Permission.CARD_READ),
             Link("Orders", "/orders", Permission.ORDER_READ),
             Link("Reports", "/reports", Permission.REPORT_READ),
+        ),
+    ),
+    (
+        "Data",
+        (
+            Link("Exports", "/data/exports", Permission.REPORT_READ),
+            Link("Liability", "/data/liability", Permission.REPORT_READ),
+            Link("Reconciliation", "/data/reconciliation", Permission.REPORT_READ),
+            Link("Trends", "/data/trends", Permission.REPORT_READ),
         ),
     ),
     ("Shop", (Link("In-Store Gift", "/shop/in-store-gift", Permission.PRODUCT_READ),)),
@@ -44,8 +54,10 @@ SECTIONS: tuple[tuple[str | None, tuple[Link, ...]], ...] = (
         (
             Link("Site Settings", "/settings/sites", Permission.SITE_MANAGE),
             Link("Integrations", "/settings/integrations", Permission.INTEGRATION_MANAGE),
+            Link("Webhooks", "/settings/webhooks", Permission.INTEGRATION_MANAGE),
             Link("Team", "/settings/team", Permission.TEAM_MANAGE),
             Link("Branding", "/settings/branding", Permission.TEAM_MANAGE),
+            Link("Time Zone", "/settings/time-zone", Permission.TEAM_MANAGE),
             Link("Audit Trail", "/settings/audit", Permission.AUDIT_READ),
         ),
     ),

@@ -12,11 +12,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
-from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+from jinja2 import Environment, PackageLoader, StrictUndefined, pass_context, select_autoescape
+from jinja2.runtime import Context
 from starlette.datastructures import FormData, UploadFile
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -25,6 +26,7 @@ from starlette.types import Message
 
 from giftledger.dashboard import navigation
 from giftledger.dashboard.forms import whole_number
+from giftledger.domain import time_zones
 from giftledger.domain.errors import (
     Conflict,
     DomainError,
@@ -36,6 +38,7 @@ from giftledger.domain.errors import (
     ValidationFailed,
 )
 from giftledger.domain.permissions import Permission, allows
+from giftledger.domain.time_zones import DEFAULT_TIME_ZONE
 from giftledger.security_headers import DASHBOARD_HEADERS
 from giftledger.services import audit, dev_mail
 from giftledger.services.audit import Audit, Scalar
@@ -77,7 +80,13 @@ NOTICES = {
     "modifier-saved": "Price modifier saved.",
     "modifier-removed": "Price modifier removed.",
     "adjusted": "Balance adjusted.",
+    "validity-saved": "Validity and expiry saved: they apply to cards sold from now on.",
+    "card-blocked": "Card blocked: tills are refused until it is unblocked.",
+    "card-unblocked": "Card unblocked.",
+    "expiry-changed": "Expiry changed.",
     "reversed": "Line item reversed.",
+    "card-replaced": "Card replaced: this is the new card, holding the old card's whole balance.",
+    "pin-saved": "PIN setting saved: it applies to the cards sold from now on.",
     "resent": "A copy of the e-gift is queued: it is listed under Messages with how far it got.",
     "role-changed": "Role changed.",
     "member-removed": "Team member removed.",
@@ -88,6 +97,11 @@ NOTICES = {
     "switched": "Switched account.",
     "branding-saved": "Branding saved.",
     "logo-removed": "Logo removed.",
+    "time-zone-saved": "Time zone saved: every time on the dashboard is now shown in it.",
+    "webhook-test-queued": "Test event queued: it is listed below with how far it got.",
+    "webhook-disabled": "Endpoint disabled: nothing is sent to it, and its queued deliveries stopped as failed.",
+    "webhook-enabled": "Endpoint enabled.",
+    "webhook-redelivered": "Delivery queued again, with the same event id.",
 }
 
 
@@ -109,8 +123,13 @@ def pounds(pence: int | None) -> str:
     return f"{sign}{whole}.{part:02d}"
 
 
-def when(value: datetime | None) -> str:
-    return value.strftime("%Y-%m-%d %H:%M:%S") if value else ""
+@pass_context
+def when(context: Context, value: datetime | None) -> str:
+    """A stored (UTC) time as the account's wall-clock time (`time_zone` of the page: its session's account)."""
+    if not value:
+        return ""
+    moment = value if value.tzinfo is not None else value.replace(tzinfo=UTC)  # stored times are UTC
+    return time_zones.local(moment, context.get("time_zone") or DEFAULT_TIME_ZONE).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def build_environment() -> Environment:
@@ -279,6 +298,7 @@ class Dashboard:
             "errors": {},
             "values": {},
             "can": (lambda permission: allows(session.principal.role, Permission(permission))) if session else None,
+            "time_zone": session.time_zone if session else DEFAULT_TIME_ZONE,
         }
         base.update(context)
         html = self.env.get_template(template).render(**base)

@@ -40,6 +40,8 @@ class Permission(StrEnum):
     CARD_REDEEM = "card.redeem"
     CARD_TOP_UP = "card.top_up"
     CARD_ADJUST = "card.adjust"  # manual adjustment with a reason (dashboard)
+    CARD_BLOCK = "card.block"  # block and unblock a card with a reason (dashboard)
+    CARD_EXPIRY = "card.expiry"  # change cards' expiry, one or in bulk (dashboard)
     LINE_ITEM_REVERSE = "line_item.reverse"
     ORDER_READ = "order.read"
     PRODUCT_READ = "product.read"

@@ -24,6 +24,9 @@ class CardRow:
     expiry_time: datetime | None
     created_at: datetime
     updated_at: datetime
+    validity_start_time: datetime | None = None  # None: usable once sold (domain/validity.py)
+    blocked_reason: str | None = None  # None: not blocked (domain.validity.BlockReason)
+    blocked_at: datetime | None = None
 
 
 @dataclass(frozen=True)

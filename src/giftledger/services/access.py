@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import timedelta
 
+from giftledger import metrics
 from giftledger.auth.passwords import check_password
 from giftledger.auth.tokens import TokenClaims
 from giftledger.domain.errors import Forbidden, Throttled, Unauthorized
@@ -55,6 +56,7 @@ async def check_credentials(
         limits = (settings.login_failure_limit, settings.login_address_failure_limit)
         for subject, limit in zip(subjects, limits, strict=True):
             if await directory.recent_failures(subject, since) >= limit:
+                metrics.login_failed("throttled")
                 raise Throttled(LOGIN_THROTTLED)
     # Who the name is, read first; the password is checked outside any transaction, off the event loop
     # (argon2id takes ~30 ms of CPU: `check_password`), then the attempt is recorded.
@@ -77,6 +79,7 @@ async def check_credentials(
     async with services.db.transaction() as conn:
         await Directory(conn).record_login(subjects, found is not None)
     if found is None:
+        metrics.login_failed("credentials")
         raise Unauthorized(LOGIN_REFUSED)
     return found
 

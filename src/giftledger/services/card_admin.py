@@ -155,7 +155,9 @@ async def reverse_line_item(
             try:
                 item_id = await reverse_one(uow, actor, transaction_id, 0, line_item_id)
             except ValidationFailed as error:
-                raise ValidationFailed.one("line_item_id", "A reversal cannot be reversed.") from error
+                raise ValidationFailed.one(
+                    "line_item_id", "A reversal or a balance transfer cannot be reversed."
+                ) from error
             [item] = await uow.ledger.many([item_id])
             card = await uow.cards.get(original.card_id)
             assert card is not None

@@ -20,7 +20,8 @@ from giftledger.domain.errors import Conflict, NotFound
 from giftledger.domain.permissions import Permission
 from giftledger.domain.records import OrderRow
 from giftledger.domain.validation import Problems, is_email
-from giftledger.services import messages
+from giftledger.domain.webhooks import RESEND_RECIPIENT_EMAIL
+from giftledger.services import messages, webhooks
 from giftledger.services.card_admin import CardHistory
 from giftledger.services.context import Principal, Services
 from giftledger.storage.outbox import QUEUED, AccountOutbox, MessageRow
@@ -128,6 +129,7 @@ async def resend_e_gift(services: Services, principal: Principal, card_id: int, 
             recipient=address,
             order_id=None,
         )
+        await webhooks.queue_event(uow, RESEND_RECIPIENT_EMAIL, card_id=card.id, mail_to=address)
         rows = await AccountOutbox(uow.conn, uow.account_id).listed(card_id=card.id)
     [queued] = [row for row in rows if row.id == message_id]
     return _line(queued, services.settings.mail_max_attempts)

@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 
 from giftledger.auth.handed_out import stored_hash
 from giftledger.domain import branding
 from giftledger.domain.errors import NotFound
 from giftledger.domain.ledger import LineItemType
 from giftledger.domain.records import CardRow, LineItemRow
+from giftledger.domain.time_zones import DEFAULT_TIME_ZONE
+from giftledger.domain.validity import shown_expiry_date
 from giftledger.outbound.emails import group_digits, qr_png
 from giftledger.services.context import Services
 from giftledger.storage.outbox import Branding, BrandingRow, CardPages
@@ -60,7 +62,7 @@ class CardPage:
     number: str | None  # grouped in fours; None when no longer valid
     currency: str
     balance: int | None  # pence; None when no longer valid
-    expires_at: datetime | None
+    expires_at: date | None  # the last day it may be used (it expires at 03:00 the next day)
     history: list[Movement]  # newest first
 
 
@@ -71,6 +73,7 @@ class _Found:
     card: CardRow
     period: list[LineItemRow]  # the line items of the link's sale and after it, oldest first
     valid: bool
+    time_zone: str = DEFAULT_TIME_ZONE  # the account's: the expiry date shown is in it
 
 
 def _label(item: LineItemRow, by_id: dict[int, LineItemRow]) -> str:
@@ -93,8 +96,9 @@ async def _find(services: Services, token: str, *, history: bool) -> _Found:
             raise NotFound(NO_SUCH_CARD)
         merchant = await Directory(conn).account_name(page.account_id) or ""
         brand = await Branding(conn, page.account_id).get()
+        zone = await Directory(conn).account_time_zone(page.account_id) or DEFAULT_TIME_ZONE
         if not history:
-            return _Found(merchant, brand, card, [], False)
+            return _Found(merchant, brand, card, [], False, zone)
         items = await uow.ledger.for_card(card.id)
     sales = [i for i in items if i.type_id == LineItemType.SALE]
     own = [s for s in sales if s.created_at <= page.created_at]
@@ -105,7 +109,7 @@ async def _find(services: Services, token: str, *, history: bool) -> _Found:
     period = [i for i in items if i.id >= sale.id and (not later or i.id < later[0])]
     emptied = sale.reversed_by_line_item_id is not None and card.balance == 0
     valid = not later and card.status == "active" and not emptied
-    return _Found(merchant, brand, card, period, valid)
+    return _Found(merchant, brand, card, period, valid, zone)
 
 
 def _colour(brand: BrandingRow | None) -> str:
@@ -131,7 +135,7 @@ async def card_page(services: Services, token: str) -> CardPage:
         number=group_digits(card.card_reference) if found.valid else None,
         currency=card.currency,
         balance=card.balance if found.valid else None,
-        expires_at=card.expiry_time,
+        expires_at=shown_expiry_date(card.expiry_time, found.time_zone) if card.expiry_time else None,
         history=history,
     )
 

@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import NoReturn
 
+from giftledger import metrics
 from giftledger.auth.tokens import TokenIssuer
 from giftledger.config import Settings
 from giftledger.domain.errors import DomainError, Forbidden, Unauthorized
@@ -87,14 +88,29 @@ class Services:
     settings: Settings
     tokens: TokenIssuer
     api_users: KnownApiUsers = field(default_factory=KnownApiUsers)
+    replica: Database | None = None  # GIFTLEDGER_READ_DATABASE_URL: reports and exports only, never tills or money
+
+    @property
+    def reporting_db(self) -> Database:
+        """Where reports and exports read: the read replica when one is configured, else the primary."""
+        return self.replica if self.replica is not None else self.db
+
+    async def dispose(self) -> None:
+        """Close the pools (the primary's and the replica's)."""
+        if self.replica is not None:
+            await self.replica.dispose()
+        await self.db.dispose()
 
     @asynccontextmanager
     async def unit_of_work(self, principal: Principal) -> AsyncIterator[UnitOfWork]:
-        """One transaction acting for `principal` on its account: its credential is checked first."""
+        """One transaction acting for `principal` on its account: its credential is checked first. The money it
+        moved is counted (metrics.py) once it has committed."""
         async with self.db.transaction() as conn:
             if not await is_live(conn, principal.credential):
                 raise Unauthorized()
-            yield UnitOfWork(conn, principal.account_id)
+            uow = UnitOfWork(conn, principal.account_id)
+            yield uow
+        metrics.money_moved((entry.type.name.lower(), entry.value) for entry in uow.ledger.posted)
 
     async def confirm(self, principal: Principal) -> None:
         """Raise `Unauthorized` unless `principal`'s credential is live (for a use case with no statement)."""

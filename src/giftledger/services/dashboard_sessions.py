@@ -20,6 +20,7 @@ from giftledger.auth.passwords import hash_password, verify_password
 from giftledger.domain.errors import Forbidden, Unauthorized, ValidationFailed
 from giftledger.domain.permissions import Permission, allows
 from giftledger.domain.records import MembershipRow, UserRow
+from giftledger.domain.time_zones import DEFAULT_TIME_ZONE
 from giftledger.services.access import LOGIN_REFUSED, Person, check_credentials, user_principal
 from giftledger.services.context import Principal, Services
 from giftledger.services.setup import MIN_PASSWORD_LENGTH
@@ -42,6 +43,7 @@ class DashboardSession:
     account_name: str
     accounts: dict[int, str]  # every account the user belongs to: id -> name
     csrf_token: str
+    time_zone: str = DEFAULT_TIME_ZONE  # the account's: every time its pages show is in it
 
 
 def csrf_matches(expected: str, offered: str | None) -> bool:
@@ -122,6 +124,8 @@ async def open_session(
     this request came from: audit records and card-miss counts)."""
     async with services.db.transaction() as conn:
         found = await _signed_in(Sessions(conn), Directory(conn), token)
+        account_id = found.session.account_id if found is not None else None
+        time_zone = await Directory(conn).account_time_zone(account_id) if account_id is not None else None
     if found is None or found.session.account_id is None:
         return None
     current = next(m for m in found.memberships if m.account_id == found.session.account_id)
@@ -136,6 +140,7 @@ async def open_session(
         account_name=current.account_name,
         accounts={m.account_id: m.account_name for m in found.memberships},
         csrf_token=found.session.csrf_token,
+        time_zone=time_zone or DEFAULT_TIME_ZONE,
     )
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from datetime import datetime, timedelta
 
+from giftledger import metrics
 from giftledger.config import Settings
 from giftledger.domain.errors import Throttled
 from giftledger.services.audit.recording import PAUSED, REFUSED, add_event
@@ -122,4 +123,5 @@ async def record_miss(services: Services, principal: Principal, *, now: datetime
             },
             at=at,
         )
-        return True
+    metrics.card_lookups_paused()  # committed
+    return True

@@ -1,6 +1,7 @@
 """The messages a sale causes, queued in the sale's own unit of work: an e-gift email for each card sold with
 fulfilment method Email (to its `fulfilment_email`, with a new link to the card's own page), and a receipt to
-the order's `receipt_contact`, when it has an email. Built here, whole, from the account's branding as it is at
+the order's `receipt_contact`, when it has an email; with each, its webhook event (card.send_recipient_email,
+order.send_receipt_email) for the endpoints that want it. Built here, whole, from the account's branding as it is at
 the sale; the outbox sends them after the sale commits (services/outbox.py)."""
 
 from __future__ import annotations
@@ -10,8 +11,11 @@ from datetime import datetime
 
 from giftledger.auth.handed_out import new_secret, stored_hash
 from giftledger.domain.catalogue import EMAIL_FULFILMENT
+from giftledger.domain.time_zones import DEFAULT_TIME_ZONE
+from giftledger.domain.validity import shown_expiry_date
+from giftledger.domain.webhooks import SEND_RECEIPT_EMAIL, SEND_RECIPIENT_EMAIL
 from giftledger.outbound import emails
-from giftledger.services import outbox
+from giftledger.services import outbox, webhooks
 from giftledger.services.context import Services
 from giftledger.services.views import OrderView
 from giftledger.storage.clock import utcnow
@@ -58,13 +62,16 @@ async def queue_e_gift(
     expires_at: datetime | None,
     recipient: str,
     order_id: int | None,
+    pin: str | None = None,
 ) -> int:
+    zone = await Directory(uow.conn).account_time_zone(uow.account_id) or DEFAULT_TIME_ZONE
     card = emails.EGift(
         card_reference=card_reference,
         value=value,
         message=message,
-        expires_at=expires_at,
+        expires_at=shown_expiry_date(expires_at, zone) if expires_at else None,  # the card's expiry time: its date
         card_page_url=await card_page_url(services, uow, card_id),
+        pin=pin,
     )
     built = emails.e_gift(brand, card, sender=services.settings.mail_from, recipient=recipient, now=utcnow())
     return await outbox.queue(uow, built, kind=E_GIFT, recipient=recipient, card_id=card_id, order_id=order_id)
@@ -95,7 +102,9 @@ async def queue_for_sale(
                 expires_at=card.expiry_time,
                 recipient=emailed,
                 order_id=view.order.id,
+                pin=line.card.pin,
             )
+            await webhooks.queue_event(uow, SEND_RECIPIENT_EMAIL, card_id=card.id, order_id=view.order.id)
         lines.append(
             emails.ReceiptLine(
                 description=card.product_name or "Gift card",
@@ -118,3 +127,4 @@ async def queue_for_sale(
         )
         built = emails.receipt(brand, receipt, sender=services.settings.mail_from, recipient=receipt_to, now=utcnow())
         await outbox.queue(uow, built, kind=RECEIPT, recipient=receipt_to, order_id=order.id)
+        await webhooks.queue_event(uow, SEND_RECEIPT_EMAIL, order_id=order.id)

@@ -15,11 +15,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from giftledger.outbound.emails import Built
 from giftledger.outbound.mailers import DeliveryFailed, Mailer
 from giftledger.services.context import Services
+from giftledger.services.webhook_sender import WebhookSender
 from giftledger.storage.clock import utcnow
 from giftledger.storage.outbox import AccountOutbox, Claimed, OutboxQueue
 from giftledger.storage.unit_of_work import UnitOfWork
@@ -93,6 +94,12 @@ async def _deliver(services: Services, mailer: Mailer, message: Claimed) -> bool
     return True
 
 
+async def backlog(services: Services) -> tuple[int, datetime | None]:
+    """How many messages wait to be sent, and when the oldest was queued (the metrics: metrics.py)."""
+    async with services.db.read() as conn:
+        return await OutboxQueue(conn).backlog()
+
+
 async def deliver_due(services: Services, mailer: Mailer, *, limit: int = BATCH) -> int:
     """Claim up to `limit` due messages and deliver them (up to `CONCURRENCY` at a time); how many were claimed."""
     async with services.db.transaction() as conn:
@@ -110,21 +117,26 @@ async def deliver_due(services: Services, mailer: Mailer, *, limit: int = BATCH)
 
 class Sender:
     """Delivers due messages until stopped: a full batch is followed at once by the next, otherwise it looks
-    again after `POLL_S`. An unexpected error (the database away, say) is logged and the loop goes on."""
+    again after `POLL_S`. An unexpected error (the database away, say) is logged and the loop goes on. The
+    outbox's webhook deliveries have a loop of their own beside it (services/webhook_sender.py), so that a slow
+    receiver never holds up an email, nor an email server a webhook."""
 
-    def __init__(self, services: Services, mailer: Mailer) -> None:
+    def __init__(self, services: Services, mailer: Mailer, webhooks: WebhookSender | None = None) -> None:
         self._services = services
         self._mailer = mailer
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._webhooks = webhooks or WebhookSender(services)
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="giftledger-outbox-sender")
+        self._webhooks.start()
 
     async def stop(self) -> None:
         self._stop.set()
         if self._task is not None:
             await self._task
+        await self._webhooks.stop()
 
     async def _run(self) -> None:
         while not self._stop.is_set():

@@ -88,10 +88,11 @@ async def site_report(services: Services, principal: Principal, start: date | No
     principal.require(Permission.REPORT_READ)
     period = check_period(start, end)
     async with services.unit_of_work(principal) as uow:
-        rows = await Reports(uow.conn, principal.account_id).activity(
+        live = await uow.sites.active()
+    async with services.reporting_db.read() as conn:  # the read replica when configured
+        rows = await Reports(conn, principal.account_id).activity(
             [LineItemType.SALE, LineItemType.REDEMPTION], period.starts_at, period.ends_before
         )
-        live = await uow.sites.active()
     figures: dict[int | None, dict[str, int]] = {s.id: {} for s in live}
     names: dict[int | None, str] = {s.id: s.name for s in live}
     for row in rows:
@@ -118,8 +119,9 @@ async def site_report(services: Services, principal: Principal, start: date | No
 async def outstanding_balance(services: Services, principal: Principal) -> LiabilityRow:
     """The liability now: what every card of the account holds, split into tender and discount."""
     principal.require(Permission.REPORT_READ)
-    async with services.unit_of_work(principal) as uow:
-        return await Reports(uow.conn, principal.account_id).liability()
+    await services.confirm(principal)
+    async with services.reporting_db.read() as conn:  # the read replica when configured
+        return await Reports(conn, principal.account_id).liability()
 
 
 EXPORT_COLUMNS = (
@@ -160,9 +162,9 @@ def spreadsheet_text(value: str | None) -> str:
     the dashboard serves."""
     if not value:
         return ""
-    first = next(
-        (ch for ch in unicodedata.normalize("NFKC", value) if ch in _FORMULA_STARTS or not _invisible(ch)), ""
-    )
+    if value.isascii() and not value[0].isspace() and value[0] not in _FORMULA_STARTS:
+        return value  # the common case, decided at once (ASCII has no compatibility forms or format characters)
+    first = next((ch for ch in unicodedata.normalize("NFKC", value) if ch in _FORMULA_STARTS or not _invisible(ch)), "")
     return "'" + value if first and first in _FORMULA_STARTS else value
 
 
@@ -199,6 +201,7 @@ async def balance_adjustments(
     as rows under EXPORT_COLUMNS. Values are in major units with two decimals; debits are negative."""
     principal.require(Permission.REPORT_READ)
     period = check_period(start, end)
-    async with services.unit_of_work(principal) as uow:
-        rows = await Reports(uow.conn, principal.account_id).line_items_between(period.starts_at, period.ends_before)
+    await services.confirm(principal)
+    async with services.reporting_db.read() as conn:  # the read replica when configured
+        rows = await Reports(conn, principal.account_id).line_items_between(period.starts_at, period.ends_before)
     return period, [export_row(r) for r in rows]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from giftledger.domain import card_numbers
 from giftledger.domain.catalogue import DISCOUNT_TYPES, EMAIL_FULFILMENT, FULFILMENT_METHODS, SALES_CHANNELS
@@ -10,11 +11,14 @@ from giftledger.domain.errors import NOT_EXPECTED, REQUIRED, ValidationFailed
 from giftledger.domain.ledger import LineItemType, Split
 from giftledger.domain.permissions import Permission
 from giftledger.domain.validation import Problems, is_email
-from giftledger.services import ledger, messages
+from giftledger.domain.validity import Overrides, check_overrides
+from giftledger.domain.webhooks import ORDER_CREATED
+from giftledger.services import card_lifecycle, card_pins, ledger, messages, webhooks
 from giftledger.services.audit.recording import Audit, record_accepted
 from giftledger.services.context import Principal, Services
-from giftledger.services.till import check_currency, check_merchant, open_till
+from giftledger.services.till import check_currency, check_till, open_till
 from giftledger.services.views import OrderView, order_views
+from giftledger.storage.clock import utcnow
 from giftledger.storage.database import ConstraintBroken
 from giftledger.storage.ledger import Entry
 from giftledger.storage.unit_of_work import UnitOfWork
@@ -41,6 +45,8 @@ class OrderItem:
     card_reference: str | None = None
     generate_card_reference: bool = False
     discounts: list[Discount] = field(default_factory=list)
+    validity_rules: list[dict[str, Any] | None] | None = None  # the API's, overriding the product's
+    expiry_config: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -63,6 +69,7 @@ class OrderRequest:
     merchant_transaction_reference: str | None = None
     note: str | None = None
     receipt_contact: ReceiptContact | None = None
+    site_id: int | None = None  # POS Mode: the dashboard's till names its site (services/till.check_till)
 
 
 @dataclass(frozen=True)
@@ -77,6 +84,7 @@ class _Line:
     card_reference: str | None  # None: generate
     email: str | None
     message: str | None
+    overrides: Overrides | None = None  # the order item's own validity and expiry (domain/validity.py)
 
 
 async def sell_cards(
@@ -93,7 +101,7 @@ async def sell_cards(
         problems.add("sales_channel_id", REQUIRED)
     elif request.sales_channel_id not in SALES_CHANNELS:
         problems.add("sales_channel_id", NOT_EXPECTED)
-    epos = problems.reference("unit_epos_reference", request.unit_epos_reference, required=True)
+    epos = problems.reference("unit_epos_reference", request.unit_epos_reference, required=request.site_id is None)
     tx_reference = problems.reference(
         "merchant_transaction_reference", request.merchant_transaction_reference, required=False
     )
@@ -102,15 +110,15 @@ async def sell_cards(
     try:
         async with services.unit_of_work(principal) as uow:
             principal.require(Permission.CARD_SELL)
-            await check_merchant(services, principal, request.merchant_id, problems, uow)
+            await check_till(services, principal, request.merchant_id, request.site_id, problems, uow)
             lines = await _check_items(uow, request.order_items, problems)
             if request.total is None:
                 problems.add("total", REQUIRED)
             elif lines and not problems and request.total != sum(line.value - line.discount for line in lines):
                 problems.add("total", "The total must equal the sum of the order items less their discounts.")
             problems.raise_if_any()
-            assert epos and currency and request.merchant_id is not None and request.sales_channel_id
-            actor = await open_till(uow, principal, request.merchant_id, epos, tx_reference)
+            assert currency and request.sales_channel_id
+            actor = await open_till(uow, principal, request.merchant_id, epos, tx_reference, site_id=request.site_id)
             transaction_id = await uow.ledger.open_transaction("order", actor, tx_reference, note)
             receipt_id = None
             if receipt is not None and receipt.email:
@@ -129,8 +137,10 @@ async def sell_cards(
                 receipt_contact_id=receipt_id,
             )
             sold_numbers = [line.card_reference for line in lines if line.card_reference]
+            sold_cards = []
             for index, line in enumerate(lines):
                 card_id = await _issue_card(uow, index, line, currency)
+                sold_cards.append((card_id, line.product_id, line.overrides))
                 sold = Entry(
                     card_id,
                     LineItemType.SALE,
@@ -142,9 +152,13 @@ async def sell_cards(
                     fulfilment_method_id=line.fulfilment_method_id,
                 )
                 await ledger.post(uow, transaction_id, actor, sold)
+            await card_lifecycle.apply_sale_terms(uow, sold_cards, utcnow())  # validity and expiry
+            pins = await card_pins.issue_pins(services, uow, [(c[0], c[1]) for c in sold_cards])  # shown once
             order = await uow.orders.get(order_id)
             assert order is not None
             [view] = await order_views(uow, [order])
+            view = card_pins.with_pins(view, pins)
+            await webhooks.queue_event(uow, ORDER_CREATED, order_id=order_id)  # before its e-gifts' events
             asked = [messages.Sent(line.email, line.message) for line in lines]
             await messages.queue_for_sale(services, uow, view, asked, [line.fulfilment_method_id for line in lines])
             sold_numbers += [item.card.card.card_reference for item in view.line_items]
@@ -231,6 +245,7 @@ async def _check_items(uow: UnitOfWork, items: list[OrderItem | None], problems:
         elif email and not is_email(email):
             problems.add(f"{at}.fulfilment_email", NOT_EXPECTED)
         message = problems.optional_text(f"{at}.message", item.message)
+        overrides = check_overrides(item.validity_rules, item.expiry_config, at, problems, utcnow())
         if value is not None and item.product_id is not None and item.fulfilment_method_id is not None:
             lines.append(
                 _Line(
@@ -242,6 +257,7 @@ async def _check_items(uow: UnitOfWork, items: list[OrderItem | None], problems:
                     reference,
                     email,
                     message,
+                    overrides=overrides,
                 )
             )
     return lines

@@ -51,11 +51,44 @@ def check_currency(value: str | None, problems: Problems) -> str | None:
     return code
 
 
+async def check_till(
+    services: Services,
+    principal: Principal,
+    merchant_id: int | None,
+    site_id: int | None,
+    problems: Problems,
+    uow: UnitOfWork | None = None,
+) -> None:
+    """Where a money operation happens. A till names its POS merchant and its EPOS reference (mapped to a
+    site: `open_till`). POS Mode, the dashboard's own till, names the site itself (`site_id`) and no POS
+    merchant: only a team member signed in to the dashboard may (an API user is its POS merchant's till)."""
+    if site_id is None:
+        await check_merchant(services, principal, merchant_id, problems, uow)
+        return
+    if principal.kind != "user":
+        problems.add("site_id", NOT_EXPECTED)
+    elif merchant_id is not None:
+        problems.add("merchant_id", NOT_EXPECTED)
+
+
 async def open_till(
-    uow: UnitOfWork, principal: Principal, merchant_id: int, epos_reference: str, reference: str | None
+    uow: UnitOfWork,
+    principal: Principal,
+    merchant_id: int | None,
+    epos_reference: str | None,
+    reference: str | None,
+    *,
+    site_id: int | None = None,
 ) -> Actor:
     """The actor for a till request, in one round trip: the EPOS reference must be mapped to a live site of
-    this account, and the till's merchant_transaction_reference must be new for its merchant."""
+    this account, and the till's merchant_transaction_reference must be new for its merchant. In POS Mode
+    (`site_id`, see `check_till`) the site must be a live site of this account, and there is no merchant."""
+    if site_id is not None:
+        site = await uow.sites.get(site_id)
+        if site is None or site.deleted_at is not None:
+            raise SiteNotRecognised()
+        return Actor(user_id=principal.user_id, site_id=site.id)
+    assert merchant_id is not None and epos_reference is not None
     site_id, used = await uow.sites.till_context(merchant_id, epos_reference, reference)
     if site_id is None:
         raise SiteNotRecognised()

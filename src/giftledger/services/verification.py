@@ -5,7 +5,8 @@ balance is negative and unsold stock holds nothing; a line item's value is non-z
 plus its discount; every reversal points at exactly one reversible line item of the same card and undoes
 its value, and a line item is reversed at most once; a merchant_transaction_reference is used once per
 account and merchant; an order's totals are those of its sales, and it is cancelled exactly when every
-sale is reversed.
+sale is reversed; balance transfers pair up (a replacement's out and in, summing to zero) or are an import's
+opening balances; a breakage is an expiry run's debit of an expired card's whole balance.
 """
 
 from __future__ import annotations
@@ -123,6 +124,21 @@ def _order(row: dict[str, Any]) -> str:
     )
 
 
+def _transfer(row: dict[str, Any]) -> str:
+    return (
+        f"transaction {row['transaction_id']} ({row['kind']}) holds {row['outbound']} transfer(s) out and "
+        f"{row['inbound']} in (and {row['others']} other line items) on {row['cards']} card(s), summing to "
+        f"{row['value']} (tender {row['tender']}, discount {row['discount']})"
+    )
+
+
+def _breakage(row: dict[str, Any]) -> str:
+    return (
+        f"breakage line item {row['id']} (value {row['value']}) on card id {row['card_id']} "
+        f"(expiry {row['expiry_time']}) {row['problem']}"
+    )
+
+
 Check = tuple[str, str, Callable[[LedgerAudit], Awaitable[Finding]], Callable[[dict[str, Any]], str]]
 
 CHECKS: tuple[Check, ...] = (
@@ -154,6 +170,19 @@ CHECKS: tuple[Check, ...] = (
         _reference,
     ),
     ("order_totals", "each order's totals and status match its line items", LedgerAudit.order_totals, _order),
+    (
+        "balance_transfers",
+        "each transfer out pairs with one transfer in on another card, summing to zero; a transfer in alone is an"
+        " import's opening balance",
+        LedgerAudit.transfer_pairs,
+        _transfer,
+    ),
+    (
+        "breakage",
+        "each breakage is an expiry run's debit of a card's whole balance, after its expiry",
+        LedgerAudit.breakages,
+        _breakage,
+    ),
 )
 
 

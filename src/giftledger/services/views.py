@@ -14,6 +14,7 @@ from giftledger.storage.unit_of_work import UnitOfWork
 class CardView:
     card: CardRow
     contact: ContactRow | None
+    pin: str | None = None  # a PIN this very sale generated: shown once (services/card_pins.py)
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,9 @@ _COLUMNS = (
     cards.c.expiry_time,
     cards.c.created_at,
     cards.c.updated_at,
+    cards.c.validity_start_time,
+    cards.c.blocked_reason,
+    cards.c.blocked_at,
 )
 
 
@@ -36,8 +39,9 @@ def _row(row: Any) -> CardRow:
     data = dict(row._mapping)
     for key in ("created_at", "updated_at"):
         data[key] = as_utc(data[key])
-    if data["expiry_time"] is not None:
-        data["expiry_time"] = as_utc(data["expiry_time"])
+    for key in ("expiry_time", "validity_start_time", "blocked_at"):
+        if data[key] is not None:
+            data[key] = as_utc(data[key])
     return CardRow(**data)
 
 

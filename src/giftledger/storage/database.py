@@ -3,13 +3,29 @@
 Two ways in, over the same pooled connections:
 - `transaction()` and `read()`: SQLAlchemy Core connections, for the repositories.
 - `fetchrow()` and `fetch()`: one fixed SQL statement on a pooled connection's asyncpg connection, in
-  autocommit mode. asyncpg prepares each statement text once per connection (its statement cache) and every
-  later call only binds and executes: the tills' hot statements (storage/tills.py) go this way, because
-  building a SQLAlchemy expression and running it through the greenlet bridge costs more than the statement.
+  autocommit mode. asyncpg prepares each statement text once per connection (its statement cache; not behind
+  PgBouncer, below) and every later call only binds and executes: the tills' hot statements (storage/tills.py)
+  go this way, because building a SQLAlchemy expression and running it through the greenlet bridge costs more
+  than the statement.
 
 No pre-ping on checkout (a round trip on every request): a pooled connection the server has closed meanwhile
 (asyncpg notices the server's goodbye) is swapped for a new one at checkout, through SQLAlchemy's documented
 `checkout` event; one that breaks during a statement is closed, and the caller is told to retry.
+
+Two URL forms name more than one server (a primary and its standbys): libpq's, `postgresql://h1:5432,h2:5432/db`,
+and SQLAlchemy's, `postgresql:///db?host=h1:5432&host=h2:5432`; with `target_session_attrs=read-write` each new
+connection goes to whichever of them accepts writes (asyncpg's multi-host connect), so after a failover the pool's
+next connections reach the new primary.
+
+Behind PgBouncer in transaction mode (`pooler="pgbouncer"`, GIFTLEDGER_DATABASE_POOLER), consecutive transactions
+of one of our connections may run on different server connections, so nothing may outlive a statement there:
+no statement cache (asyncpg's and SQLAlchemy's are off) and every statement unnamed (PostgreSQL replaces it with
+the next one: nothing is left behind on a server connection another client gets). asyncpg sends an unnamed
+statement's Parse and Describe with a Flush, not a Sync, so PgBouncer keeps the server connection until the Bind
+and Execute that follow have run: a statement outside a transaction is safe too. Each statement then costs a
+Parse and its planning, every time (docs/operations.md has the figures). And no session settings at start-up:
+PgBouncer refuses unknown start-up parameters, so the bounds are set on the database role instead
+(docs/operations.md).
 
 Failures to reach the database (connection lost, server down or starting, pool exhausted, timeouts,
 serialization failures) become `Retryable`: the transaction is gone and nothing was applied. A write that
@@ -29,6 +45,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import PoolProxiedConnection
 
+from giftledger import metrics
 from giftledger.domain.errors import Retryable
 
 Record = Any  # asyncpg.Record: read by column name
@@ -68,9 +85,29 @@ def session_settings(statement_timeout_ms: int) -> dict[str, str]:
     }
 
 
+POOLERS = ("none", "pgbouncer")  # what sits between giftledger and PostgreSQL (see the module's docstring)
+DEFAULT_PORT = 5432
+
+
 def driver_url(url: str) -> str:
-    """A plain `postgresql://` URL with the driver we use (asyncpg) named."""
+    """A plain `postgresql://` URL with the driver we use (asyncpg) named; libpq's multi-host form
+    (`h1:5432,h2:5433` where the host goes) becomes SQLAlchemy's (`?host=h1:5432&host=h2:5433`)."""
+    scheme, sep, rest = url.partition("://")
+    authority, _, tail = rest.partition("/")
+    credentials, at, hosts = authority.rpartition("@")
+    if sep and "," in hosts:
+        query = "&".join(f"host={_host_and_port(h)}" for h in hosts.split(","))
+        path, question, given = tail.partition("?")
+        url = f"{scheme}://{credentials}{at}/{path}?{query}" + (f"&{given}" if question and given else "")
     return make_url(url).set(drivername="postgresql+asyncpg").render_as_string(hide_password=False)
+
+
+def _host_and_port(host: str) -> str:
+    """`host:port` for one host of a multi-host URL (asyncpg needs every port: PostgreSQL's is the default)."""
+    host = host.strip()
+    if host.startswith("["):  # [IPv6]:port
+        return host if "]:" in host else f"{host}:{DEFAULT_PORT}"
+    return host if ":" in host else f"{host}:{DEFAULT_PORT}"
 
 
 def is_unavailable(error: BaseException) -> bool:
@@ -98,26 +135,39 @@ class Database:
         pool_size: int = 10,
         statement_timeout_ms: int = 10_000,
         pool_timeout_s: float = CONNECT_TIMEOUT_S,
+        pooler: str = "none",
     ) -> None:
+        if pooler not in POOLERS:
+            raise ValueError(f"pooler must be one of {', '.join(POOLERS)}")
+        self.pooled_by_transaction = pooler == "pgbouncer"
+        connect_args: dict[str, Any] = {"timeout": CONNECT_TIMEOUT_S}
+        if self.pooled_by_transaction:
+            connect_args |= {
+                "server_settings": {"application_name": "giftledger"},
+                "statement_cache_size": 0,  # asyncpg's
+                "prepared_statement_cache_size": 0,  # SQLAlchemy's
+                "prepared_statement_name_func": _unnamed,
+            }
+        else:
+            connect_args["server_settings"] = session_settings(statement_timeout_ms)
         self.engine: AsyncEngine = create_async_engine(
-            driver_url(url),
-            pool_size=pool_size,
-            max_overflow=0,
-            pool_timeout=pool_timeout_s,
-            connect_args={"timeout": CONNECT_TIMEOUT_S, "server_settings": session_settings(statement_timeout_ms)},
+            driver_url(url), pool_size=pool_size, max_overflow=0, pool_timeout=pool_timeout_s, connect_args=connect_args
         )
         event.listen(self.engine.sync_engine, "checkout", _refuse_closed)
+        # connections in use, for the metrics (after `_refuse_closed`: a connection it refuses is not handed out)
+        event.listen(self.engine.sync_engine, "checkout", metrics.connection_checked_out)
+        event.listen(self.engine.sync_engine, "checkin", metrics.connection_checked_in)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncConnection]:
         """One database transaction: committed when the block ends normally, rolled back otherwise."""
-        async with _unavailable_is_retryable(), self.engine.begin() as conn:
+        async with _unavailable_is_retryable(), metrics.WaitingFor[AsyncConnection](self.engine.begin()) as conn:
             yield conn
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
         """A connection for reads that need no transaction of their own (autocommit: no BEGIN and COMMIT)."""
-        async with _unavailable_is_retryable(), self.engine.connect() as conn:
+        async with _unavailable_is_retryable(), metrics.WaitingFor[AsyncConnection](self.engine.connect()) as conn:
             yield await conn.execution_options(isolation_level="AUTOCOMMIT")
 
     async def fetchrow(self, sql: str, *args: Any) -> Record | None:
@@ -137,7 +187,8 @@ class Database:
         """A pooled connection and its asyncpg connection, for one statement (no context manager around it: these
         are the tills' hot paths)."""
         try:
-            pooled = await self.engine.raw_connection()
+            with metrics.waiting():  # for a connection (the pool's metric)
+                pooled = await self.engine.raw_connection()
         except Exception as error:
             if is_unavailable(error):
                 raise Retryable() from error
@@ -146,6 +197,11 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+
+def _unnamed() -> str:
+    """The name of every statement behind a transaction-mode pooler: the unnamed one, which the next replaces."""
+    return ""
 
 
 def _refuse_closed(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:

@@ -21,6 +21,7 @@ from giftledger.domain.ledger import MAX_BALANCE, Holding, LineItemType, Split
 from giftledger.domain.records import LineItemRow
 from giftledger.storage.clock import as_utc, utcnow
 from giftledger.storage.tables import api_users, line_items, merchants, sites, transactions, users
+from giftledger.storage.webhooks import balance_event
 
 # The discount part of a debit of `amount` from a card holding `tender` + `discount` (both >= 0, amount <= their
 # sum): rounded down, so the tender part takes the rest (domain.ledger.debit_split).
@@ -64,18 +65,25 @@ item AS (
            moved_discount, {{site}}, {{merchant}}, {{product}}, {{price_modifier}}, {{fulfilment}}, {{reverses}},
            {{note}}, {{api_user}}, {{user}}, {{now}}
     FROM moved {{joins}}
-    RETURNING id, transaction_id, tender, discount, created_at
+    RETURNING id, card_id, transaction_id, tender, discount, created_at
 )"""
 
 
 def movement(**parts: str) -> str:
-    """`MOVEMENT` with its placeholders bound to a statement's own parameters and CTEs."""
+    """`MOVEMENT` with its placeholders bound to a statement's own parameters and CTEs, followed by its
+    `card.balance_adjusted` webhook event (storage/webhooks.py `balance_event`: nothing is written without a
+    subscribed endpoint); `reference`, the movement's merchant_transaction_reference for the event (NULL)."""
     value = parts["value"]
     debit_discount = DEBIT_DISCOUNT.format(
         amount=f"-{value}", tender="card.tender_balance", discount="card.discount_balance"
     )
     defaults = {"source": "card", "gate": "true", "joins": "", "between": ""}
-    return MOVEMENT.format(**{**defaults, **parts, "debit_discount": debit_discount}).strip()
+    moving = {key: value for key, value in parts.items() if key != "reference"}
+    # and the movement's `card.balance_adjusted` event, for the account's subscribed webhook endpoints
+    event = balance_event(
+        account=parts["account"], type=parts["type"], now=parts["now"], reference=parts.get("reference", "NULL::text")
+    )
+    return MOVEMENT.format(**{**defaults, **moving, "debit_discount": debit_discount}).strip() + event
 
 
 # $1 account, $2 card, $3 transaction, $4 type, $5 value, $6/$7 a credit's tender/discount (NULL: the rule's),
@@ -90,6 +98,7 @@ WITH card AS (
     transaction="$3", order="$8::bigint", type="$4::integer", site="$14::bigint", merchant="$15::bigint",
     product="$9::bigint", price_modifier="$10::bigint", fulfilment="$11::integer", reverses="$12::bigint",
     note="$13::text", api_user="$16::bigint", user="$17::bigint",
+    reference="(SELECT merchant_transaction_reference FROM transactions WHERE account_id = $1 AND id = $3)",
 )}
 SELECT card.tender_balance, card.discount_balance, item.id AS line_item_id
 FROM card LEFT JOIN item ON true
@@ -179,6 +188,7 @@ class Ledger:
     def __init__(self, conn: AsyncConnection, account_id: int) -> None:
         self._conn = conn
         self._account_id = account_id
+        self.posted: list[Entry] = []  # what `post` wrote in this transaction (the metrics count it once committed)
 
     async def open_transaction(self, kind: str, actor: Actor, reference: str | None, note: str | None = None) -> int:
         """Record a transaction. The unique (account, merchant, reference) index refuses a reused
@@ -231,7 +241,10 @@ class Ledger:
         if row is None:
             return Posted(None, None)
         before = Holding(int(row.tender_balance), int(row.discount_balance))
-        return Posted(before, int(row.line_item_id) if row.line_item_id is not None else None)
+        if row.line_item_id is None:
+            return Posted(before, None)
+        self.posted.append(entry)
+        return Posted(before, int(row.line_item_id))
 
     async def ids_for_reference(self, merchant_id: int | None, reference: str) -> list[int] | None:
         """The line items of the transaction that used `reference`, or None when it was never used."""

@@ -29,6 +29,7 @@ from sqlalchemy import (
     func,
     or_,
     select,
+    text,
     update,
 )
 from sqlalchemy.dialects.postgresql import insert
@@ -38,6 +39,7 @@ from giftledger.storage.clock import as_utc
 from giftledger.storage.tables import Id, metadata
 
 QUEUED, SENT, FAILED = "queued", "sent", "failed"
+EMAIL, WEBHOOK = "email", "webhook"  # channels
 
 outbox_messages = Table(
     "outbox_messages",
@@ -58,9 +60,16 @@ outbox_messages = Table(
     Column("last_error", Text),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("sent_at", DateTime(timezone=True)),
+    # webhooks (migration 0009; storage/webhooks.py): the channel, the endpoint (webhook_endpoints.id), the
+    # event's id, and the last attempt's HTTP status and response excerpt
+    Column("channel", String(10), nullable=False, server_default="email"),
+    Column("endpoint_id", Id),
+    Column("event_id", Id),
+    Column("last_status", Integer),
+    Column("last_response", Text),
     CheckConstraint("state IN ('queued', 'sent', 'failed')", name="state_known"),
-    Index("ix_outbox_messages_card", "account_id", "card_id"),
-    Index("ix_outbox_messages_order", "account_id", "order_id"),
+    Index("ix_outbox_messages_card", "account_id", "card_id", postgresql_where=text("channel = 'email'")),  # 0009
+    Index("ix_outbox_messages_order", "account_id", "order_id", postgresql_where=text("channel = 'email'")),
 )
 
 
@@ -159,7 +168,9 @@ class AccountOutbox:
         return int(result.scalar_one())
 
     async def listed(self, *, card_id: int | None = None, order_id: int | None = None) -> list[MessageRow]:
-        query = select(*_LISTED).where(outbox_messages.c.account_id == self._account_id)
+        query = select(*_LISTED).where(
+            outbox_messages.c.account_id == self._account_id, outbox_messages.c.channel == EMAIL
+        )  # webhook deliveries: each endpoint's log (storage/webhooks.py)
         if card_id is not None:
             query = query.where(outbox_messages.c.card_id == card_id)
         if order_id is not None:
@@ -195,6 +206,7 @@ class OutboxQueue:
             select(outbox_messages.c.id)
             .where(
                 outbox_messages.c.state == QUEUED,
+                outbox_messages.c.channel == EMAIL,  # webhooks have their own claim (storage/webhooks.py)
                 outbox_messages.c.next_attempt_at <= now,
                 or_(outbox_messages.c.locked_until.is_(None), outbox_messages.c.locked_until < now),
             )

@@ -70,6 +70,13 @@ class Sites:
         )
         return [_site(r) for r in rows]
 
+    async def every(self) -> list[SiteRow]:
+        """Live and deleted sites, by name (a deleted site's past sales and orders keep it)."""
+        rows = await self._conn.execute(
+            select(*sites.c).where(sites.c.account_id == self._account_id).order_by(sites.c.name, sites.c.id)
+        )
+        return [_site(r) for r in rows]
+
     async def clashing(self, name: str, reference: str, excluding: int | None = None) -> list[SiteRow]:
         """The other live sites whose name equals `name` ignoring case, or (when `reference` is not empty) whose
         reference equals `reference`: what the unique indexes uq_sites_account_name and

@@ -12,6 +12,7 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     Column,
+    Date,
     DateTime,
     ForeignKey,
     Index,
@@ -155,7 +156,23 @@ products = Table(
     _account(),
     Column("name", String(200), nullable=False),
     _created(),
+    Column("pin_digits", Integer),  # a PIN of this many digits (4 to 8) generated on each sale; NULL: none (0008)
+    # validity and expiry of the cards it sells (domain/validity.py; migration 0007)
+    Column("activation_delay_seconds", Integer, nullable=False, server_default="0"),
+    Column("valid_after", Date),
+    Column("expiry_kind", String(10), nullable=False, server_default="never"),
+    Column("expiry_period_days", Integer),
+    Column("expiry_date", Date),
+    Column("reminder_days", Integer),
     Index("ix_products_account", "account_id"),
+    CheckConstraint("pin_digits IS NULL OR pin_digits BETWEEN 4 AND 8", name="pin_digits_range"),
+    CheckConstraint(
+        "activation_delay_seconds >= 0 AND expiry_kind IN ('never', 'period', 'date')"
+        " AND (expiry_kind <> 'period' OR expiry_period_days > 0)"
+        " AND (expiry_kind <> 'date' OR expiry_date IS NOT NULL)"
+        " AND (reminder_days IS NULL OR reminder_days > 0)",
+        name="validity_known",
+    ),
 )
 
 price_modifiers = Table(
@@ -201,7 +218,7 @@ cards = Table(
     _account(),
     Column("card_reference", String(32), nullable=False),
     Column("alias", String(32)),
-    Column("pin", String(12)),
+    Column("pin_hash", String(100)),  # a keyed hash of the PIN (auth/pins.py); NULL: no PIN (migration 0008)
     Column("currency", String(3), nullable=False),
     # stock: an unsold blank number; active: sold and in circulation
     Column("status", String(10), nullable=False),
@@ -216,16 +233,20 @@ cards = Table(
     Column("validity_start_time", DateTime(timezone=True)),  # NULL: usable once sold
     Column("blocked_reason", String(20)),  # NULL: not blocked (domain: lost, stolen, fraud, replaced)
     Column("blocked_at", DateTime(timezone=True)),
+    Column("expiry_reminder_days", Integer),  # the reminder it was sold with (days before expiry; 0007)
+    Column("expiry_reminded_for", DateTime(timezone=True)),  # the expiry_time its reminder was queued for
     _created(),
     Column("updated_at", DateTime(timezone=True), nullable=False),
     UniqueConstraint("account_id", "card_reference", name="uq_cards_account_reference"),
-    Index("ix_cards_account_alias", "account_id", "alias"),
+    # an alias (an imported card's own number) names at most one card of an account (migration 0008)
+    Index("uq_cards_account_alias", "account_id", "alias", unique=True, postgresql_where=text("alias IS NOT NULL")),
     CheckConstraint(
         "tender_balance >= 0 AND discount_balance >= 0 AND balance = tender_balance + discount_balance",
         name="balance_not_negative",
     ),
     CheckConstraint("status IN ('stock', 'active')", name="status_known"),
     CheckConstraint("(blocked_reason IS NULL) = (blocked_at IS NULL)", name="blocked_together"),
+    Index("ix_cards_expiry", "expiry_time", postgresql_where=text("expiry_time IS NOT NULL")),  # 0007
     CheckConstraint(f"balance <= {MAX_BALANCE}", name="balance_within_limit"),
 )
 

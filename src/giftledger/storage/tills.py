@@ -1,4 +1,5 @@
-"""The look-ups and movements tills make on every request, each one statement (prepared once per connection):
+"""The look-ups and movements tills make on every request, each one statement (prepared once per connection;
+behind PgBouncer in transaction mode, parsed every time: storage/database.py):
 a card by number (a balance check, and the dashboard's card search), a redemption or top-up, and the
 `LineItems` look-up by transaction reference.
 
@@ -26,7 +27,8 @@ from giftledger.storage.ledger import movement
 _CARD_COLUMNS = """
     {c}.id AS card_id, {c}.card_reference, {c}.alias, {c}.currency, {c}.status, {c}.balance, {c}.tender_balance,
     {c}.discount_balance, {c}.initial_balance, {c}.product_id, {c}.contact_id, {c}.expiry_time,
-    {c}.created_at AS card_created_at, {c}.updated_at AS card_updated_at,
+    {c}.created_at AS card_created_at, {c}.updated_at AS card_updated_at, {c}.validity_start_time,
+    {c}.blocked_reason, {c}.blocked_at,
     products.name AS product_name, contacts.email AS contact_email, contacts.first_name AS contact_first_name,
     contacts.last_name AS contact_last_name"""
 
@@ -52,12 +54,17 @@ LEFT JOIN LATERAL (SELECT * FROM found ORDER BY by_alias, card_id LIMIT $6 OFFSE
 ORDER BY page.by_alias, page.card_id
 """
 
+# A card a till may redeem or top up at {now}: not blocked (for any reason), not expired, already valid. The
+# same test as domain.validity.card_state, which names the refusal when this one says no.
+USABLE = """{c}.blocked_reason IS NULL AND ({c}.expiry_time IS NULL OR {c}.expiry_time > {now})
+      AND ({c}.validity_start_time IS NULL OR {c}.validity_start_time <= {now})"""
+
 # The till's movement: allowed only when the caller is live, the reference unused, the caller not paused, and
-# the card sold and in the till's currency (see _ADJUST's parameters); the transaction row beside it.
-_ADJUST_GATE = """caller.live AND NOT EXISTS (SELECT 1 FROM used)
+# the card sold, usable now and in the till's currency (see _ADJUST's parameters); the transaction row beside it.
+_ADJUST_GATE = f"""caller.live AND NOT EXISTS (SELECT 1 FROM used)
       AND ($12::text IS NULL OR misses.caller_misses < $15)
       AND ($12::text IS NULL OR $13::text IS NULL OR misses.address_misses < $16)
-      AND card.status = 'active' AND card.currency = $6"""
+      AND card.status = 'active' AND card.currency = $6 AND {USABLE.format(c="card", now="$11")}"""
 _ADJUST_TRANSACTION = """
 tx AS (
     INSERT INTO transactions (account_id, merchant_id, merchant_transaction_reference, kind, site_id,
@@ -87,19 +94,28 @@ _ADJUST_MOVEMENT = movement(
     api_user="$9::bigint",
     user="$10::bigint",
     joins=", tx, site",
+    reference="$4::text",  # for its card.balance_adjusted webhook event (storage/webhooks.py)
 )
+
+# Where a till is: the live site its POS merchant ($2) mapped to its EPOS reference ($3); POS Mode, the
+# dashboard's own till, names a site of the account by its id instead ($3) and has no merchant ($2 NULL).
+_SITE_BY_MAPPING = """
+    SELECT site_mappings.site_id, sites.name
+    FROM site_mappings JOIN sites ON sites.account_id = site_mappings.account_id AND sites.id = site_mappings.site_id
+    WHERE site_mappings.account_id = $1 AND site_mappings.merchant_id = $2 AND site_mappings.epos_reference = $3
+      AND sites.deleted_at IS NULL"""
+_SITE_CHOSEN = """
+    SELECT sites.id AS site_id, sites.name
+    FROM sites
+    WHERE sites.account_id = $1 AND sites.id = $3::bigint AND sites.deleted_at IS NULL"""
 
 # $1 account, $2 merchant, $3 EPOS reference, $4 merchant_transaction_reference (or NULL), $5 card number or
 # alias, $6 currency, $7 value (< 0 a debit), $8 line-item type, $9 API user, $10 user, $11 now,
 # $12 miss subject, $13 client address, $14 misses counted since, $15 caller's miss limit, $16 address's,
 # $17-$19 the caller's credential (see CALLER), $20-$23 the accepted movement's audit record (`Recorded`; $20
 # NULL: none): its operation, the actor's name, the masked card, the client address, $24 its detail (JSON).
-_ADJUST = f"""
-WITH site AS (
-    SELECT site_mappings.site_id, sites.name
-    FROM site_mappings JOIN sites ON sites.account_id = site_mappings.account_id AND sites.id = site_mappings.site_id
-    WHERE site_mappings.account_id = $1 AND site_mappings.merchant_id = $2 AND site_mappings.epos_reference = $3
-      AND sites.deleted_at IS NULL
+_ADJUST_AT = f"""
+WITH site AS ({{site}}
 ),
 used AS (
     SELECT 1 FROM transactions
@@ -109,7 +125,7 @@ used AS (
 {MISSES.format(sub="$12::text", addr="$13::text", since="$14::timestamptz").strip()},
 {caller_statement(account="$1", kind="$17", id="$18", version="$19")},
 card AS (
-    SELECT id, status, currency, tender_balance, discount_balance
+    SELECT id, status, currency, tender_balance, discount_balance, expiry_time, validity_start_time, blocked_reason
     FROM cards
     WHERE (SELECT live FROM caller) AND account_id = $1 AND (card_reference = $5 OR alias = $5)
     ORDER BY (card_reference <> $5), id
@@ -127,7 +143,8 @@ recorded AS (
 )
 SELECT caller.live AS caller_live, (SELECT site_id FROM site) AS site_id, (SELECT name FROM site) AS site_name,
        EXISTS (SELECT 1 FROM used) AS used, misses.*,
-       card.status AS found_status, card.currency AS found_currency,
+       card.status AS found_status, card.currency AS found_currency, card.expiry_time AS found_expiry_time,
+       card.validity_start_time AS found_validity_start_time, card.blocked_reason AS found_blocked_reason,
        item.id AS line_item_id, item.transaction_id, item.tender AS item_tender, item.discount AS item_discount,
        item.created_at AS item_created_at, merchants.name AS merchant_name,
        {_CARD_COLUMNS.format(c="moved")}
@@ -138,6 +155,8 @@ LEFT JOIN item ON true
 LEFT JOIN merchants ON merchants.id = $2
 {_CARD_JOINS.format(c="moved")}
 """
+_ADJUST = _ADJUST_AT.replace("{site}", _SITE_BY_MAPPING)
+_ADJUST_AT_SITE = _ADJUST_AT.replace("{site}", _SITE_CHOSEN)
 
 # $1 account, $2 merchant, $3 merchant_transaction_reference, $4 limit, $5 offset, $6-$8 the caller's
 # credential (see CALLER). {merchant}: the POS merchant's own references (an API user), or any merchant's (a
@@ -153,10 +172,10 @@ found AS (
            coalesce(users.email, api_users.username) AS actor, line_items.created_at
     FROM transactions
     JOIN line_items ON line_items.account_id = $1 AND line_items.transaction_id = transactions.id
-    LEFT JOIN sites ON sites.id = line_items.site_id
+    LEFT JOIN sites ON sites.account_id = $1 AND sites.id = line_items.site_id
     LEFT JOIN merchants ON merchants.id = line_items.merchant_id
     LEFT JOIN users ON users.id = line_items.user_id
-    LEFT JOIN api_users ON api_users.id = line_items.api_user_id
+    LEFT JOIN api_users ON api_users.account_id = $1 AND api_users.id = line_items.api_user_id
     LEFT JOIN line_items AS reversal
            ON reversal.account_id = $1 AND reversal.reverses_line_item_id = line_items.id
     WHERE (SELECT live FROM caller) AND transactions.account_id = $1
@@ -229,6 +248,9 @@ class Adjustment:
     card_currency: str | None
     line_item: LineItemRow | None  # None: nothing was written
     card: tuple[CardRow, ContactRow | None] | None
+    card_expiry_time: datetime | None = None  # the card found (whether or not it moved): domain/validity.py
+    card_validity_start_time: datetime | None = None
+    card_blocked_reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -258,6 +280,9 @@ def _card(row: Record, account_id: int) -> tuple[CardRow, ContactRow | None]:
         product_name=row["product_name"],
         contact_id=row["contact_id"],
         expiry_time=_time(row["expiry_time"]),
+        validity_start_time=_time(row["validity_start_time"]),
+        blocked_reason=row["blocked_reason"],
+        blocked_at=_time(row["blocked_at"]),
         created_at=as_utc(row["card_created_at"]),
         updated_at=as_utc(row["card_updated_at"]),
     )
@@ -298,8 +323,8 @@ class TillStatements:
     async def adjust(
         self,
         *,
-        merchant_id: int,
-        epos_reference: str,
+        merchant_id: int | None,
+        epos_reference: str | None,
         reference: str | None,
         card_reference: str,
         currency: str,
@@ -308,8 +333,10 @@ class TillStatements:
         caller: Caller,
         now: datetime,
         recorded: Recorded | None = None,
+        site_id: int | None = None,
     ) -> Adjustment:
-        """A redemption (value < 0) or a top-up (value > 0) in one statement (see the module's docstring).
+        """A redemption (value < 0) or a top-up (value > 0) in one statement (see the module's docstring), at
+        the site `merchant_id` mapped to `epos_reference`, or at `site_id` (POS Mode: no merchant).
         Raises `ConstraintBroken` (uq_transactions_reference) when another request inserted the same reference
         meanwhile."""
         credential = caller.credential
@@ -317,10 +344,10 @@ class TillStatements:
         api_user_id = credential.id if credential.kind == "api_user" else None
         user_id = credential.id if credential.kind == "user" else None
         row = await self._db.fetchrow(
-            _ADJUST,
+            _ADJUST if site_id is None else _ADJUST_AT_SITE,
             credential.account_id,
             merchant_id,
-            epos_reference,
+            epos_reference if site_id is None else site_id,
             reference,
             card_reference,
             currency,
@@ -374,6 +401,9 @@ class TillStatements:
             misses=miss_counts(row),
             card_active=row["found_status"] == "active",
             card_currency=row["found_currency"],
+            card_expiry_time=_time(row["found_expiry_time"]),
+            card_validity_start_time=_time(row["found_validity_start_time"]),
+            card_blocked_reason=row["found_blocked_reason"],
             line_item=item,
             card=card,
         )

@@ -18,6 +18,9 @@ from giftledger.storage.tables import cards, line_items, orders, transactions
 
 REVERSAL = int(LineItemType.REVERSAL)
 SALE = int(LineItemType.SALE)
+BREAKAGE = int(LineItemType.BREAKAGE)
+OUTBOUND = int(LineItemType.OUTBOUND_BALANCE_TRANSFER)
+INBOUND = int(LineItemType.INBOUND_BALANCE_TRANSFER)
 
 
 @dataclass(frozen=True)
@@ -263,3 +266,106 @@ class LedgerAudit:
             .order_by(orders.c.id)
         )
         return Finding(await self._count(orders), await self._rows(query))
+
+    async def transfer_pairs(self) -> Finding:
+        """Transactions holding balance transfers that do not pair up: a transfer out must sit with exactly one
+        transfer in, on another card, the two summing to zero (tender and discount each), and nothing else in
+        their transaction; a transfer in without one out is only an import's opening balance."""
+        outbound = func.count().filter(line_items.c.type_id == OUTBOUND)
+        inbound = func.count().filter(line_items.c.type_id == INBOUND)
+        others = func.count().filter(line_items.c.type_id.not_in((OUTBOUND, INBOUND)))
+        grouped = (
+            select(
+                line_items.c.transaction_id,
+                transactions.c.kind,
+                outbound.label("outbound"),
+                inbound.label("inbound"),
+                others.label("others"),
+                func.count(func.distinct(line_items.c.card_id)).label("cards"),
+                func.sum(line_items.c.value).label("value"),
+                func.sum(line_items.c.tender).label("tender"),
+                func.sum(line_items.c.discount).label("discount"),
+            )
+            .select_from(
+                line_items.join(
+                    transactions,
+                    and_(
+                        transactions.c.account_id == line_items.c.account_id,
+                        transactions.c.id == line_items.c.transaction_id,
+                    ),
+                )
+            )
+            .where(line_items.c.account_id == self._account_id)
+            .group_by(line_items.c.transaction_id, transactions.c.kind)
+            .having(or_(outbound > 0, inbound > 0))
+            .subquery()
+        )
+        paired = and_(
+            grouped.c.outbound == 1,
+            grouped.c.inbound == 1,
+            grouped.c.others == 0,
+            grouped.c.cards == 2,
+            grouped.c.value == 0,
+            grouped.c.tender == 0,
+            grouped.c.discount == 0,
+        )
+        opening = and_(grouped.c.outbound == 0, grouped.c.others == 0, grouped.c.kind == "import")
+        query = select(grouped).where(~or_(paired, opening)).order_by(grouped.c.transaction_id)
+        examined = int((await self._conn.execute(select(func.count()).select_from(grouped))).scalar_one())
+        return Finding(examined, await self._rows(query))
+
+    async def breakages(self) -> Finding:
+        """Breakage line items that are not an expiry run's whole-balance debit of an expired card: each must
+        be a debit (tender and discount parts not positive) in an expiry transaction that leaves its card at
+        zero, and, unless reversed (which removes the card's expiry), on a card whose expiry had come."""
+        earlier = aliased(line_items, name="earlier")
+        reversal = aliased(line_items, name="reversal")
+        after = (
+            select(func.coalesce(func.sum(earlier.c.value), 0))
+            .where(
+                earlier.c.account_id == line_items.c.account_id,
+                earlier.c.card_id == line_items.c.card_id,
+                earlier.c.id <= line_items.c.id,
+            )
+            .scalar_subquery()
+        )
+        problem = case(
+            (
+                or_(line_items.c.value >= 0, line_items.c.tender > 0, line_items.c.discount > 0),
+                literal("is not a debit"),
+            ),
+            (transactions.c.kind != "expiry", literal("is not in an expiry run's transaction")),
+            (after != 0, literal("does not leave its card at zero")),
+            (
+                and_(
+                    reversal.c.id.is_(None),
+                    or_(cards.c.expiry_time.is_(None), cards.c.expiry_time > line_items.c.created_at),
+                ),
+                literal("is on a card whose expiry had not come"),
+            ),
+            else_=literal(None),
+        ).label("problem")
+        candidates = (
+            select(line_items.c.id, line_items.c.card_id, line_items.c.value, cards.c.expiry_time, problem)
+            .select_from(
+                line_items.join(
+                    transactions,
+                    and_(
+                        transactions.c.account_id == line_items.c.account_id,
+                        transactions.c.id == line_items.c.transaction_id,
+                    ),
+                )
+                .join(cards, and_(cards.c.account_id == line_items.c.account_id, cards.c.id == line_items.c.card_id))
+                .outerjoin(
+                    reversal,
+                    and_(
+                        reversal.c.account_id == line_items.c.account_id,
+                        reversal.c.reverses_line_item_id == line_items.c.id,
+                    ),
+                )
+            )
+            .where(line_items.c.account_id == self._account_id, line_items.c.type_id == BREAKAGE)
+            .subquery()
+        )
+        query = select(candidates).where(candidates.c.problem.is_not(None)).order_by(candidates.c.id)
+        return Finding(await self._count(line_items, line_items.c.type_id == BREAKAGE), await self._rows(query))

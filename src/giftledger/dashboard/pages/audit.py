@@ -10,6 +10,7 @@ from urllib.parse import urlencode
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
+from giftledger.dashboard import operations
 from giftledger.dashboard.forms import day, whole_number
 from giftledger.dashboard.web import Dashboard, Page, harden
 from giftledger.domain.errors import ValidationFailed
@@ -33,7 +34,13 @@ def routes(dashboard: Dashboard) -> list[Route]:
         problems = Problems()
         start, end = day(values["start"], "start", problems), day(values["end"], "end", problems)
         return audit.trail_filter(
-            page.principal, problems, operation=values["operation"], outcome=values["outcome"], start=start, end=end
+            page.principal,
+            problems,
+            operation=values["operation"],
+            outcome=values["outcome"],
+            start=start,
+            end=end,
+            time_zone=page.session.time_zone,  # days of the account's zone, as the page shows its times
         )
 
     def _query(values: dict[str, str], **extra: str | int) -> str:
@@ -56,6 +63,8 @@ def routes(dashboard: Dashboard) -> list[Route]:
             errors=errors,
             values=values,
             outcomes=OUTCOMES,
+            operations=operations.choices(),
+            in_words=operations.in_words,
             actors=ACTORS,
             query=lambda **extra: _query(values, **extra),
             export=EXPORT + (f"?{_query(values)}" if _query(values) else ""),

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 from starlette.responses import Response
 from starlette.routing import Route
 
-from giftledger.dashboard.forms import pence, whole_number
+from giftledger.dashboard.forms import day, pence, whole_number
+from giftledger.dashboard.pages.lifecycle import card_panel
+from giftledger.dashboard.pages.replacement import replacement_panel
 from giftledger.dashboard.web import Dashboard, Page
 from giftledger.domain.errors import (
     AlreadyReversed,
@@ -18,18 +22,63 @@ from giftledger.domain.ledger import LineItemType
 from giftledger.domain.permissions import Permission, allows
 from giftledger.domain.records import LineItemRow
 from giftledger.domain.validation import Problems
-from giftledger.services import card_admin, card_messages, queries
+from giftledger.services import card_admin, card_messages, listings
 from giftledger.services.card_admin import ManualAdjustment
 from giftledger.services.guessing import CardLookupsThrottled
 
 NO_CARD_FOUND = "No card found with this number or alias in this account."
 
-ORDERS_PER_PAGE = 25
+CARD_FILTERS = ("state", "product", "min_balance", "max_balance", "sold_from", "sold_to", "site", "email", "order")
+ORDER_FILTERS = ("from", "to", "channel", "site", "email", "reversed")
+CARD_ORDER_NAMES = {
+    "newest": "Newest first",
+    "oldest": "Oldest first",
+    "balance_high": "Highest balance",
+    "balance_low": "Lowest balance",
+    "sold_newest": "Sold most recently",
+    "sold_oldest": "Sold longest ago",
+}
+STATE_NAMES = {"sold": "Sold (usable)", "stock": "Not sold (stock)", "blocked": "Blocked", "expired": "Expired"}
 
 
 def routes(dashboard: Dashboard) -> list[Route]:
-    async def search(page: Page) -> Response:
-        return page.render("cards.html")
+    async def search(page: Page, *, status: int = 200, **context: object) -> Response:
+        """The card search above the list of the account's cards, with the list's filters from the query."""
+        params = page.request.query_params
+        values = {name: params.get(name, "") for name in CARD_FILTERS}
+        problems = Problems()
+        where = listings.CardFilter(
+            state=values["state"] or None,
+            product_id=whole_number(values["product"]),
+            min_balance=pence(values["min_balance"], "min_balance", problems, required=False),
+            max_balance=pence(values["max_balance"], "max_balance", problems, required=False),
+            site_id=whole_number(values["site"]),
+            buyer_email=values["email"].strip() or None,
+            order=values["order"] or "newest",
+        )
+        sold = listings.Days(
+            day(values["sold_from"], "sold_from", problems), day(values["sold_to"], "sold_to", problems)
+        )
+        number = whole_number(params.get("page", "1")) or 1  # not a page number: the first page
+        found, errors = None, {}
+        try:
+            problems.raise_if_any()
+            found = await listings.list_cards(page.services, page.principal, where, sold, page=number)
+        except ValidationFailed as error:
+            errors = error.fields
+        kept = {k: v for k, v in values.items() if v}
+        return page.render(
+            "cards.html",
+            status=status if not errors else 400,
+            cards=found,
+            list_errors=errors,
+            list_values=values,
+            choices=await listings.filter_choices(page.services, page.principal),
+            states=STATE_NAMES,
+            orders=CARD_ORDER_NAMES,
+            query=lambda **extra: urlencode({**kept, **extra}),
+            **context,
+        )
 
     async def find(page: Page) -> Response:
         reference = page.field("card_reference")
@@ -37,11 +86,11 @@ def routes(dashboard: Dashboard) -> list[Route]:
         try:
             card_id = await card_admin.find_card(page.services, page.principal, reference)
         except ValidationFailed as error:
-            return page.render("cards.html", status=400, errors=error.fields, values=values)
+            return await search(page, status=400, errors=error.fields, values=values)
         except CardNotFound:  # the API's message is a till's ("Transaction not applied"): the dashboard says its own
-            return page.render("cards.html", status=404, errors={"card_reference": [NO_CARD_FOUND]}, values=values)
+            return await search(page, status=404, errors={"card_reference": [NO_CARD_FOUND]}, values=values)
         except CardLookupsThrottled as error:
-            response = page.render("cards.html", status=429, paused=error.message, values=values)
+            response = await search(page, status=429, paused=error.message, values=values)
             response.headers["Retry-After"] = str(error.retry_after_seconds)
             return response
         return page.redirect(f"/cards/{card_id}")
@@ -63,6 +112,8 @@ def routes(dashboard: Dashboard) -> list[Route]:
             messages=sent.lines,
             resend_errors=context.pop("resend_errors", {}),
             types=LineItemType,
+            lifecycle=card_panel(page, history.card),  # state, expiry, blocking (pages/lifecycle.py)
+            replacement=await replacement_panel(page, history.card),  # pages/replacement.py
             **context,
         )
 
@@ -137,9 +188,33 @@ def routes(dashboard: Dashboard) -> list[Route]:
         return page.redirect(f"/cards/{history.card.id}#history", "reversed")
 
     async def orders(page: Page) -> Response:
-        number = whole_number(page.request.query_params.get("page", "1")) or 1
-        result = await queries.list_orders(page.services, page.principal, limit=ORDERS_PER_PAGE, page=number)
-        return page.render("orders.html", orders=result)
+        params = page.request.query_params
+        values = {name: params.get(name, "") for name in ORDER_FILTERS}
+        problems = Problems()
+        created = listings.Days(day(values["from"], "from", problems), day(values["to"], "to", problems))
+        where = listings.OrderFilter(
+            sales_channel_id=whole_number(values["channel"]),
+            site_id=whole_number(values["site"]),
+            buyer_email=values["email"].strip() or None,
+            reversed={"yes": True, "no": False}.get(values["reversed"]),
+        )
+        number = whole_number(params.get("page", "1")) or 1  # not a page number: the first page
+        result, errors = None, {}
+        try:
+            problems.raise_if_any()
+            result = await listings.list_orders(page.services, page.principal, where, created, page=number)
+        except ValidationFailed as error:
+            errors = error.fields
+        kept = {k: v for k, v in values.items() if v}
+        return page.render(
+            "orders.html",
+            status=400 if errors else 200,
+            orders=result,
+            errors=errors,
+            values=values,
+            choices=await listings.filter_choices(page.services, page.principal),
+            query=lambda **extra: urlencode({**kept, **extra}),
+        )
 
     async def order(page: Page) -> Response:
         view = await card_admin.order_detail(page.services, page.principal, page.path_int("order_id"))

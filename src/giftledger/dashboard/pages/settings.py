@@ -10,6 +10,7 @@ from starlette.routing import Route
 from giftledger.dashboard.forms import whole_number
 from giftledger.dashboard.web import Dashboard, Page
 from giftledger.domain.errors import NotFound, ValidationFailed
+from giftledger.security_headers import COPY_BUTTON_CSP
 from giftledger.services import account_settings, setup
 
 
@@ -85,7 +86,9 @@ def routes(dashboard: Dashboard) -> list[Route]:
         view = await account_settings.integration(page.services, page.principal, merchant_id)
         created = await setup.create_api_user(page.services, page.principal, merchant_id, awaits_note=True)
         page.note(api_user_id=created.id, username=created.username)  # never its password
-        return page.render("api_user_created.html", integration=view, created=created)
+        response = page.render("api_user_created.html", integration=view, created=created)
+        response.headers["Content-Security-Policy"] = COPY_BUTTON_CSP  # its copy buttons' script, from here only
+        return response
 
     async def api_user_noted(page: Page) -> Response:
         merchant_id = page.path_int("merchant_id")

@@ -6,6 +6,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from giftledger.dashboard.forms import pence
+from giftledger.dashboard.pages.lifecycle import validity_context
+from giftledger.dashboard.pages.product_pins import pin_context
 from giftledger.dashboard.web import Dashboard, Page
 from giftledger.domain.errors import ValidationFailed
 from giftledger.domain.validation import Problems
@@ -16,15 +18,22 @@ PAGE = "/shop/in-store-gift"
 
 def routes(dashboard: Dashboard) -> list[Route]:
     async def show(page: Page) -> Response:
-        return page.render(
-            "in_store_gift.html", gift=await account_settings.in_store_gift(page.services, page.principal)
-        )
+        gift = await account_settings.in_store_gift(page.services, page.principal)
+        pins = await pin_context(page, gift.product.id)  # pages/product_pins.py
+        return page.render("in_store_gift.html", gift=gift, **await validity_context(page, gift.product.id), **pins)
 
     async def _invalid(page: Page, error: ValidationFailed, editing: int | None) -> Response:
         gift = await account_settings.in_store_gift(page.services, page.principal)
         values = {"price": page.field("price"), "description": page.field("description")}
         return page.render(
-            "in_store_gift.html", status=400, gift=gift, errors=error.fields, values=values, editing=editing
+            "in_store_gift.html",
+            status=400,
+            gift=gift,
+            errors=error.fields,
+            values=values,
+            editing=editing,
+            **await validity_context(page, gift.product.id),
+            **await pin_context(page, gift.product.id),
         )
 
     def _read(page: Page) -> tuple[int | None, str]:

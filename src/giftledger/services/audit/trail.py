@@ -8,10 +8,11 @@ import io
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 
 from giftledger.domain.errors import NOT_EXPECTED, ValidationFailed
 from giftledger.domain.permissions import Permission
+from giftledger.domain.time_zones import zone
 from giftledger.domain.validation import Problems
 from giftledger.services.audit.queries import csv_line, export_csv, list_events
 from giftledger.services.audit.recording import OUTCOMES, PAUSED
@@ -29,22 +30,23 @@ PAUSES_SHOWN = 10
 @dataclass(frozen=True)
 class TrailFilter:
     """Which audit records to show or export: one operation (its exact name), one outcome, and a range of
-    UTC days (both ends included; either end may be open)."""
+    days in `time_zone` (the account's on the dashboard; both ends included; either end may be open)."""
 
     operation: str | None = None
     outcome: str | None = None
     start: date | None = None
     end: date | None = None
+    time_zone: str = "UTC"
 
     @property
     def since(self) -> datetime | None:
-        return datetime.combine(self.start, time.min, tzinfo=UTC) if self.start is not None else None
+        return datetime.combine(self.start, time.min, tzinfo=zone(self.time_zone)) if self.start is not None else None
 
     @property
     def until(self) -> datetime | None:
         if self.end is None or self.end == date.max:
             return None
-        return datetime.combine(self.end + timedelta(days=1), time.min, tzinfo=UTC)
+        return datetime.combine(self.end + timedelta(days=1), time.min, tzinfo=zone(self.time_zone))
 
 
 def trail_filter(
@@ -55,6 +57,7 @@ def trail_filter(
     outcome: str | None,
     start: date | None,
     end: date | None,
+    time_zone: str = "UTC",
 ) -> TrailFilter:
     """Check who asks (Store Owner only), then the filter, adding to `problems` (which may already hold the
     caller's own, such as a date it could not read) and raising them all together."""
@@ -66,7 +69,7 @@ def trail_filter(
     if start is not None and end is not None and end < start:
         problems.add("end", END_BEFORE_START)
     problems.raise_if_any()
-    return TrailFilter(clean_operation, clean_outcome, start, end)
+    return TrailFilter(clean_operation, clean_outcome, start, end, time_zone)
 
 
 @dataclass(frozen=True)
