@@ -152,4 +152,5 @@ def create_app(settings: Settings) -> Starlette:
         lifespan=lifespan,
     )
     app.state.services = services
+    app.state.graphql = graphql  # (its audit queue: tests flush it)
     return app

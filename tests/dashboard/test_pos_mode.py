@@ -5,19 +5,20 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 from starlette.applications import Starlette
 
-from giftledger.domain import card_numbers
+from giftledger.domain import card_numbers, validity
 from giftledger.domain.catalogue import POINTONE
 from giftledger.domain.errors import NOT_EXPECTED, ValidationFailed
 from giftledger.domain.permissions import Role
 from giftledger.services.adjustments import AdjustmentRequest, adjust_balance
 from giftledger.services.context import Services
 from giftledger.services.reversals import ReversalItem, ReversalRequest, reverse_line_items
-from giftledger.storage.tables import line_items, transactions
+from giftledger.storage.tables import cards, line_items, transactions
 from tests.dashboard.browser import off_loop
 from tests.dashboard.helpers import PASSWORD, person, sell, site_ids, till
 from tests.dashboard.web import Web, field_error, text_of
@@ -103,9 +104,28 @@ async def test_refusals_change_nothing(web: Web, services: Services, demo: Demo,
     site = min(sites.values())
     card = demo.card_references[1]
     await sell(services, await till(services, demo), demo, card, 1000)
+    # a card past its expiry (its breakage not yet run) and a blocked one: the till's own refusals
+    expired, blocked = demo.card_references[3], demo.card_references[4]
+    for number in (expired, blocked):
+        await sell(services, await till(services, demo), demo, number, 1000)
+    async with services.db.transaction() as conn:
+        await conn.execute(
+            update(cards)
+            .where(cards.c.account_id == demo.account_id, cards.c.card_reference == expired)
+            .values(expiry_time=datetime.now(UTC) - timedelta(minutes=1))
+        )
+        await conn.execute(
+            update(cards)
+            .where(cards.c.account_id == demo.account_id, cards.c.card_reference == blocked)
+            .values(blocked_reason="stolen", blocked_at=datetime.now(UTC))
+        )
     await web.log_in(staff.name, PASSWORD)
     before = off_loop(snapshot, database_url, demo.account_id)
 
+    for number, said in ((expired, validity.EXPIRED), (blocked, validity.BLOCKED)):
+        refused_card = await web.post(f"/pos/{site}/pay", {"card_reference": number, "amount": "1"})
+        assert refused_card.status_code == 409, number
+        assert said in text_of(refused_card.text)
     page = await web.get(f"/pos/{site}")
     assert page.status_code == 200
     assert "Sell a card" not in page.text and "Top up" not in text_of(page.text)

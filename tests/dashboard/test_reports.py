@@ -80,6 +80,12 @@ async def test_report_periods_and_permissions(services: Services, demo: Demo) ->
     full_year = await reports.site_report(services, owner, date(2024, 1, 1), date(2024, 12, 31))  # 366 days
     assert full_year.period.starts_at == datetime(2024, 1, 1, tzinfo=UTC)
     assert full_year.period.ends_before == datetime(2025, 1, 1, tzinfo=UTC)
+    # the account's days: London's summer day starts at 23:00 UTC the day before
+    summer = await reports.site_report(services, owner, date(2024, 7, 1), date(2024, 7, 1))
+    assert (summer.period.starts_at, summer.period.ends_before) == (
+        datetime(2024, 6, 30, 23, tzinfo=UTC),
+        datetime(2024, 7, 1, 23, tzinfo=UTC),
+    )
     last_days = await reports.site_report(services, owner, date.max - timedelta(days=1), date.max)  # no 500
     assert (last_days.total.cards_sold, last_days.period.ends_before) == (0, datetime.max.replace(tzinfo=UTC))
     for role in (Role.FOH_STAFF, Role.FOH_MANAGER):
@@ -109,7 +115,8 @@ async def test_balance_adjustments_export_has_what_a_till_reconciles(services: S
     period, rows = await reports.balance_adjustments(services, owner, *AROUND)
     assert period.start == AROUND[0]
     assert len(EXPORT_COLUMNS) == 17 and all(len(row) == 17 for row in rows)
-    when = EXPORT_COLUMNS.index("Adjustment Date (UTC)")
+    when = EXPORT_COLUMNS.index("Adjustment Date")
+    assert reports.export_columns(period)[when] == "Adjustment Date (Europe/London)"
     assert all(TIMESTAMP.match(row[when]) for row in rows)
     assert [row[:when] + row[when + 1 :] for row in rows] == [
         [str(card_id), card, str(sale.id), "Sale", "20.00", "20.00", "0.00", "GBP", "Soho", "PointOne",

@@ -23,7 +23,7 @@ from giftledger.domain.time_zones import zone
 from giftledger.domain.validation import Problems
 from giftledger.services.context import Principal, Services
 from giftledger.services.exports import account_zone, major_units
-from giftledger.services.reports import END_BEFORE_START, MAX_RANGE_DAYS, RANGE_TOO_LONG, spreadsheet_text
+from giftledger.services.reports import check_range, spreadsheet_text
 from giftledger.storage.exports import LiabilityGroup, activity_by_day, liability_at, trend_sums
 
 NO_SITE = "No site"
@@ -51,22 +51,6 @@ async def liability(services: Services, principal: Principal, moment: datetime |
     assert moment is not None
     groups = await liability_at(services.reporting_db, principal.account_id, moment)
     return Liability(moment.astimezone(zone(time_zone)), time_zone, groups)
-
-
-def local_range(start: date | None, end: date | None, *, longest: int = MAX_RANGE_DAYS) -> tuple[date, date]:
-    problems = Problems()
-    if start is None:
-        problems.add("start", REQUIRED)
-    if end is None:
-        problems.add("end", REQUIRED)
-    if start is not None and end is not None:
-        if end < start:
-            problems.add("end", END_BEFORE_START)
-        elif (end - start).days + 1 > longest:
-            problems.add("end", RANGE_TOO_LONG if longest == MAX_RANGE_DAYS else f"Choose at most {longest} days.")
-    problems.raise_if_any()
-    assert start is not None and end is not None
-    return start, end
 
 
 def _instants(start: date, end: date, time_zone: str) -> tuple[datetime, datetime]:
@@ -112,7 +96,7 @@ async def reconciliation(
     services: Services, principal: Principal, start: date | None, end: date | None
 ) -> Reconciliation:
     time_zone = await account_zone(services, principal)
-    first, last = local_range(start, end)
+    first, last = check_range(start, end)
     since, before = _instants(first, last, time_zone)
     rows = await activity_by_day(services.reporting_db, principal.account_id, since, before, time_zone)
     lines: dict[tuple[str, int | None, int | None], ZLine] = {}
@@ -206,7 +190,7 @@ async def trend(
     if dimension not in DIMENSIONS:
         problems.add("by", f"Choose one of: {', '.join(DIMENSIONS)}.")
     problems.raise_if_any()
-    first, last = local_range(start, end, longest=LONGEST_TREND_DAYS)
+    first, last = check_range(start, end, longest=LONGEST_TREND_DAYS)
     periods = _periods(first, last, weekly)
     since, before = _instants(periods[0], last, time_zone)
     sums = await trend_sums(services.reporting_db, principal.account_id, dimension, weekly, since, before, time_zone)

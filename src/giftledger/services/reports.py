@@ -1,12 +1,14 @@
 """Reports: sales and redemptions per site for a date range, the outstanding balance, and the line-item
-export a merchant reconciles against its tills. Dates are UTC days; a range includes both ends."""
+export a merchant reconciles against its tills. Dates are the account's days (its time zone: Europe/London unless
+the Store Owner sets another); a range includes both ends."""
 
 from __future__ import annotations
 
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 
+from giftledger.domain import time_zones
 from giftledger.domain.errors import REQUIRED
 from giftledger.domain.ledger import LineItemType
 from giftledger.domain.permissions import Permission
@@ -23,19 +25,29 @@ RANGE_TOO_LONG = f"Choose a range of at most {MAX_RANGE_DAYS} days."
 class Period:
     start: date
     end: date  # inclusive
+    time_zone: str = "UTC"  # whose days these are (the account's)
 
     @property
     def starts_at(self) -> datetime:
-        return datetime.combine(self.start, time.min, tzinfo=UTC)
+        return datetime.combine(self.start, time.min, tzinfo=time_zones.zone(self.time_zone))
 
     @property
     def ends_before(self) -> datetime:
         if self.end == date.max:  # the calendar's last day has no next one
             return datetime.max.replace(tzinfo=UTC)
-        return datetime.combine(self.end + timedelta(days=1), time.min, tzinfo=UTC)
+        return datetime.combine(self.end + timedelta(days=1), time.min, tzinfo=time_zones.zone(self.time_zone))
 
 
-def check_period(start: date | None, end: date | None) -> Period:
+async def account_period(services: Services, principal: Principal, start: date | None, end: date | None) -> Period:
+    """The period checked and taken as days of the account's time zone."""
+    period = check_period(start, end)
+    async with services.unit_of_work(principal) as uow:
+        zone = await uow.directory.account_time_zone(principal.account_id)
+    return replace(period, time_zone=zone or time_zones.DEFAULT_TIME_ZONE)
+
+
+def check_range(start: date | None, end: date | None, *, longest: int = MAX_RANGE_DAYS) -> tuple[date, date]:
+    """A range of days, both ends included and both required, at most `longest` days (every report's rule)."""
     problems = Problems()
     if start is None:
         problems.add("start", REQUIRED)
@@ -44,11 +56,15 @@ def check_period(start: date | None, end: date | None) -> Period:
     if start is not None and end is not None:
         if end < start:
             problems.add("end", END_BEFORE_START)
-        elif (end - start).days + 1 > MAX_RANGE_DAYS:
-            problems.add("end", RANGE_TOO_LONG)
+        elif (end - start).days + 1 > longest:
+            problems.add("end", RANGE_TOO_LONG if longest == MAX_RANGE_DAYS else f"Choose at most {longest} days.")
     problems.raise_if_any()
     assert start is not None and end is not None
-    return Period(start, end)
+    return start, end
+
+
+def check_period(start: date | None, end: date | None) -> Period:
+    return Period(*check_range(start, end))
 
 
 @dataclass(frozen=True)
@@ -86,7 +102,7 @@ async def site_report(services: Services, principal: Principal, start: date | No
     redemptions are left out. Every live site is listed (with zeros when quiet); a deleted site appears
     under its name when it has activity in the period."""
     principal.require(Permission.REPORT_READ)
-    period = check_period(start, end)
+    period = await account_period(services, principal, start, end)
     async with services.unit_of_work(principal) as uow:
         live = await uow.sites.active()
     async with services.reporting_db.read() as conn:  # the read replica when configured
@@ -137,7 +153,7 @@ EXPORT_COLUMNS = (
     "Merchant",
     "Merchant Transaction Reference",
     "Order ID",
-    "Adjustment Date (UTC)",
+    "Adjustment Date",  # in the account's time zone, named in the CSV's header (`export_columns`)
     "Notes",
     "User",
     "Reverse Line Item ID",
@@ -172,7 +188,12 @@ def _invisible(ch: str) -> bool:
     return ch.isspace() or unicodedata.category(ch) == "Cf"
 
 
-def export_row(row: ExportRow) -> list[str]:
+def export_columns(period: Period) -> list[str]:
+    """EXPORT_COLUMNS with the date's time zone named, as the Data exports name theirs."""
+    return [f"{c} ({period.time_zone})" if c == "Adjustment Date" else c for c in EXPORT_COLUMNS]
+
+
+def export_row(row: ExportRow, time_zone: str) -> list[str]:
     return [
         str(row.card_id),
         row.card_reference,
@@ -186,7 +207,7 @@ def export_row(row: ExportRow) -> list[str]:
         spreadsheet_text(row.merchant_name),
         spreadsheet_text(row.merchant_transaction_reference),
         str(row.order_id) if row.order_id is not None else "",
-        row.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+        time_zones.local(row.created_at, time_zone).strftime("%Y-%m-%d %H:%M:%S"),
         spreadsheet_text(row.note),
         spreadsheet_text(row.actor),
         str(row.reverses_line_item_id) if row.reverses_line_item_id is not None else "",
@@ -200,8 +221,7 @@ async def balance_adjustments(
     """Every line item created in the period (sales, redemptions, top-ups, manual adjustments, reversals),
     as rows under EXPORT_COLUMNS. Values are in major units with two decimals; debits are negative."""
     principal.require(Permission.REPORT_READ)
-    period = check_period(start, end)
-    await services.confirm(principal)
+    period = await account_period(services, principal, start, end)  # (its unit of work confirms the caller)
     async with services.reporting_db.read() as conn:  # the read replica when configured
         rows = await Reports(conn, principal.account_id).line_items_between(period.starts_at, period.ends_before)
-    return period, [export_row(r) for r in rows]
+    return period, [export_row(r, period.time_zone) for r in rows]

@@ -15,7 +15,6 @@ from giftledger.dashboard.web import Dashboard, Page, harden
 from giftledger.domain.errors import ValidationFailed
 from giftledger.domain.validation import Problems
 from giftledger.services import reports
-from giftledger.services.reports import EXPORT_COLUMNS
 
 DEFAULT_DAYS = 30
 
@@ -61,7 +60,7 @@ def routes(dashboard: Dashboard) -> list[Route]:
         period, rows = await reports.balance_adjustments(page.services, page.principal, start, end)
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\r\n")
-        writer.writerow(EXPORT_COLUMNS)
+        writer.writerow(reports.export_columns(period))
         writer.writerows(rows)
         filename = f"balance-adjustments-{period.start.isoformat()}-to-{period.end.isoformat()}.csv"
         response = Response(
