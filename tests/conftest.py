@@ -24,19 +24,6 @@ from tests.support import (
     start_server,
 )
 
-# The folders whose files start servers, browsers and subprocesses run first, and the many short in-process files
-# last: the test processes (`make test`: pytest-xdist, a file at a time) then end together rather than one waiting
-# on another's long file at the end. Files keep their tests together and in their own order.
-LONG_FIRST = ("safety", "outbox", "webhooks", "storage", "lifecycle", "till", "dashboard", "api")
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    def folder(item: pytest.Item) -> int:
-        parts = item.path.relative_to(Path(__file__).parent).parts
-        return LONG_FIRST.index(parts[0]) if len(parts) > 1 and parts[0] in LONG_FIRST else len(LONG_FIRST)
-
-    items.sort(key=folder)  # stable: the order within each folder is kept
-
 
 @pytest.fixture(scope="session")
 def pg_base_url() -> Iterator[str]:
