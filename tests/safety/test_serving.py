@@ -83,6 +83,16 @@ def _port(server: LiveServer) -> int:
     return int(server.url.rsplit(":", 1)[1])
 
 
+def _served_within_tries(server: LiveServer, worker: int, tries: int = 5) -> socket.socket:
+    """`_connection_served_by`, tried again while `worker` (just started) may still be starting up."""
+    for _ in range(tries - 1):
+        try:
+            return _connection_served_by(server, worker)
+        except TimeoutError:
+            time.sleep(1)
+    return _connection_served_by(server, worker)
+
+
 def _connection_served_by(server: LiveServer, worker: int) -> socket.socket:
     """A keep-alive connection that `worker` accepted and answered. The other workers are stopped (SIGSTOP)
     meanwhile, so that only `worker` can accept it, and continued at once: well inside the 5 s that
@@ -147,8 +157,9 @@ def test_a_worker_that_dies_is_replaced(several: LiveServer) -> None:
     )
     workers = processes.workers(several.process.pid)
     assert survivor in workers
-    for pid in workers:  # the replacement serves too
-        _connection_served_by(several, pid).close()
+    for pid in workers:  # the replacement serves too (once it has started up: a few tries, each short enough
+        # that the stopped workers stay well inside the supervisor's 5 s)
+        _served_within_tries(several, pid).close()
     connections = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(8)]
     try:
         assert [_health(c) for c in connections] == [b"HTTP/1.1 200 OK"] * 8
