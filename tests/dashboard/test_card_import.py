@@ -6,6 +6,7 @@ hashed; aliases find the card wherever a number does."""
 from __future__ import annotations
 
 import asyncio
+import re
 from datetime import UTC, datetime
 
 import pytest
@@ -106,7 +107,8 @@ async def test_import_writes_every_card_with_its_opening_balance(services: Servi
     )
     assert (first.recipient_email, first.notes) == ("sam@example.com", "from the old system")
     pins = PinHasher(services.settings.secret_key, services.settings.previous_secret_keys)
-    assert first.pin_hash is not None and "1234" not in first.pin_hash
+    # stored keyed and hashed, never as typed (a hex digest may of course hold "1234" by chance)
+    assert first.pin_hash is not None and re.fullmatch(r"pin1\$[0-9a-f]{8}\$[0-9a-f]{64}", first.pin_hash)
     assert pins.verify(first.pin_hash, demo.account_id, first.card_reference, "1234")
     assert not pins.verify(first.pin_hash, demo.account_id, first.card_reference, "1235")
     assert (second.card_reference, second.alias, second.balance, second.pin_hash, second.expiry_time) == (
