@@ -7,6 +7,7 @@ The HTML is written for mail clients: one centred column at most 560 px wide, ta
 from __future__ import annotations
 
 import io
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from email.message import EmailMessage
@@ -117,29 +118,44 @@ def _images(brand: Brand) -> dict[str, tuple[bytes, str]]:
     return {}
 
 
-def e_gift(brand: Brand, card: EGift, *, sender: str, recipient: str, now: datetime) -> Built:
-    subject = f"Your {_env.filters['pounds'](card.value)} {brand.name} gift card"
+def _built(
+    template: str,
+    brand: Brand,
+    context: Mapping[str, object],
+    *,
+    subject: str,
+    sender: str,
+    recipient: str,
+    now: datetime,
+    images: dict[str, tuple[bytes, str]] | None = None,
+) -> Built:
+    """The message rendered from `template`.txt and `template`.html (the brand and whether it has a logo added to
+    `context`), with the brand's logo and `images` attached to the HTML part."""
     message = _message(brand=brand, sender=sender, recipient=recipient, subject=subject, now=now)
-    context = {
-        "brand": brand,
-        "card": card,
-        "number": group_digits(card.card_reference),
-        "has_logo": bool(brand.logo and brand.logo_type),
-    }
-    message.set_content(_env.get_template("e_gift.txt").render(**context))
-    message.add_alternative(_env.get_template("e_gift.html").render(**context), subtype="html")
-    _attach_images(message, {**_images(brand), "qr": (qr_png(card.card_reference), "image/png")})
+    context = {**context, "brand": brand, "has_logo": bool(brand.logo and brand.logo_type)}
+    message.set_content(_env.get_template(f"{template}.txt").render(**context))
+    message.add_alternative(_env.get_template(f"{template}.html").render(**context), subtype="html")
+    _attach_images(message, {**_images(brand), **(images or {})})
     return Built(subject, str(message["Message-ID"]), message.as_bytes())
+
+
+def e_gift(brand: Brand, card: EGift, *, sender: str, recipient: str, now: datetime) -> Built:
+    return _built(
+        "e_gift",
+        brand,
+        {"card": card, "number": group_digits(card.card_reference)},
+        subject=f"Your {_env.filters['pounds'](card.value)} {brand.name} gift card",
+        sender=sender,
+        recipient=recipient,
+        now=now,
+        images={"qr": (qr_png(card.card_reference), "image/png")},
+    )
 
 
 def receipt(brand: Brand, order: Receipt, *, sender: str, recipient: str, now: datetime) -> Built:
     subject = f"Your {brand.name} receipt (order {order.order_id})"
-    message = _message(brand=brand, sender=sender, recipient=recipient, subject=subject, now=now)
-    context = {"brand": brand, "order": order, "has_logo": bool(brand.logo and brand.logo_type), "group": group_digits}
-    message.set_content(_env.get_template("receipt.txt").render(**context))
-    message.add_alternative(_env.get_template("receipt.html").render(**context), subtype="html")
-    _attach_images(message, _images(brand))
-    return Built(subject, str(message["Message-ID"]), message.as_bytes())
+    context = {"order": order, "group": group_digits}
+    return _built("receipt", brand, context, subject=subject, sender=sender, recipient=recipient, now=now)
 
 
 @dataclass(frozen=True)
@@ -153,12 +169,8 @@ class TeamInvitation:
 def invitation(brand: Brand, invited: TeamInvitation, *, sender: str, recipient: str, now: datetime) -> Built:
     """An invitation to join an account's team, with its link (the only place the link is shown)."""
     subject = f"Join {brand.name} on giftledger"
-    message = _message(brand=brand, sender=sender, recipient=recipient, subject=subject, now=now)
-    context = {"brand": brand, "invited": invited, "has_logo": bool(brand.logo and brand.logo_type)}
-    message.set_content(_env.get_template("invitation.txt").render(**context))
-    message.add_alternative(_env.get_template("invitation.html").render(**context), subtype="html")
-    _attach_images(message, _images(brand))
-    return Built(subject, str(message["Message-ID"]), message.as_bytes())
+    context = {"invited": invited}
+    return _built("invitation", brand, context, subject=subject, sender=sender, recipient=recipient, now=now)
 
 
 @dataclass(frozen=True)
@@ -172,14 +184,5 @@ class ExpiryReminder:
 def expiry_reminder(brand: Brand, card: ExpiryReminder, *, sender: str, recipient: str, now: datetime) -> Built:
     """A reminder that a card with value left on it expires soon."""
     subject = f"Your {brand.name} gift card expires on {card.expires_on.strftime('%-d %B %Y')}"
-    message = _message(brand=brand, sender=sender, recipient=recipient, subject=subject, now=now)
-    context = {
-        "brand": brand,
-        "card": card,
-        "number": group_digits(card.card_reference),
-        "has_logo": bool(brand.logo and brand.logo_type),
-    }
-    message.set_content(_env.get_template("expiry_reminder.txt").render(**context))
-    message.add_alternative(_env.get_template("expiry_reminder.html").render(**context), subtype="html")
-    _attach_images(message, _images(brand))
-    return Built(subject, str(message["Message-ID"]), message.as_bytes())
+    context = {"card": card, "number": group_digits(card.card_reference)}
+    return _built("expiry_reminder", brand, context, subject=subject, sender=sender, recipient=recipient, now=now)
