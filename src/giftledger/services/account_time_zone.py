@@ -11,13 +11,19 @@ from giftledger.services.context import Principal, Services
 NOT_A_TIME_ZONE = "Choose a time zone from the list."
 
 
-async def time_zone(services: Services, principal: Principal) -> str:
-    principal.require(Permission.TEAM_MANAGE)
+async def zone_of(services: Services, principal: Principal) -> str:
+    """The zone of `principal`'s account, once its credential is checked (every use case that shows or takes
+    the account's days reads it here; each asks for its own permission first)."""
     async with services.unit_of_work(principal) as uow:
         found = await uow.directory.account_time_zone(principal.account_id)
     if found is None:
-        raise NotFound("No such account.")
+        raise NotFound(f"There is no account {principal.account_id}.")
     return found
+
+
+async def time_zone(services: Services, principal: Principal) -> str:
+    principal.require(Permission.TEAM_MANAGE)
+    return await zone_of(services, principal)
 
 
 async def set_time_zone(services: Services, principal: Principal, name: str) -> str:

@@ -32,6 +32,7 @@ from giftledger.domain.ledger import LineItemType
 from giftledger.domain.permissions import Permission
 from giftledger.domain.time_zones import zone
 from giftledger.domain.validation import Problems
+from giftledger.services.account_time_zone import zone_of
 from giftledger.services.context import Principal, Services
 from giftledger.services.reports import END_BEFORE_START, spreadsheet_text
 from giftledger.storage.clock import utcnow
@@ -379,11 +380,7 @@ async def account_zone(services: Services, principal: Principal) -> str:
     """The account's time zone, once `principal` may read reports and its credential is live (on the primary:
     a short transaction)."""
     principal.require(Permission.REPORT_READ)
-    async with services.unit_of_work(principal) as uow:
-        found = await Directory(uow.conn).account_time_zone(principal.account_id)
-    if found is None:
-        raise NotFound(f"There is no account {principal.account_id}.")
-    return found
+    return await zone_of(services, principal)
 
 
 async def open_export(services: Services, principal: Principal, request: ExportRequest) -> Export:

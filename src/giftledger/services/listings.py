@@ -11,6 +11,7 @@ from giftledger.domain.catalogue import SALES_CHANNELS
 from giftledger.domain.permissions import Permission
 from giftledger.domain.records import ProductRow, SiteRow
 from giftledger.domain.validation import Problems
+from giftledger.services.account_time_zone import zone_of
 from giftledger.services.context import Principal, Services
 from giftledger.services.views import OrderView, Page, order_views
 from giftledger.storage.clock import utcnow
@@ -59,11 +60,6 @@ class Choices:
     channels: dict[int, str]
 
 
-async def _time_zone(services: Services, principal: Principal) -> str:
-    async with services.unit_of_work(principal) as uow:
-        return await uow.directory.account_time_zone(principal.account_id) or time_zones.DEFAULT_TIME_ZONE
-
-
 def _check_days(days: Days, field: str, problems: Problems) -> None:
     if days.first and days.last and days.first > days.last:
         problems.add(field, FROM_AFTER_TO)
@@ -96,7 +92,7 @@ async def list_cards(
     _check_page(page, problems)
     if problems:
         await services.refuse(principal, problems.error())
-    sold_from, sold_until = sold.instants(await _time_zone(services, principal))
+    sold_from, sold_until = sold.instants(await zone_of(services, principal))
     where = replace(where, sold_from=sold_from, sold_until=sold_until)
     async with services.unit_of_work(principal) as uow:
         rows, total = await Listings(uow.conn, principal.account_id).cards(
@@ -117,7 +113,7 @@ async def list_orders(
     _check_page(page, problems)
     if problems:
         await services.refuse(principal, problems.error())
-    created_from, created_until = created.instants(await _time_zone(services, principal))
+    created_from, created_until = created.instants(await zone_of(services, principal))
     where = replace(where, created_from=created_from, created_until=created_until)
     async with services.unit_of_work(principal) as uow:
         rows, total = await Listings(uow.conn, principal.account_id).orders(

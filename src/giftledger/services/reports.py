@@ -13,6 +13,7 @@ from giftledger.domain.errors import REQUIRED
 from giftledger.domain.ledger import LineItemType
 from giftledger.domain.permissions import Permission
 from giftledger.domain.validation import Problems
+from giftledger.services.account_time_zone import zone_of
 from giftledger.services.context import Principal, Services
 from giftledger.storage.reports import ExportRow, LiabilityRow, Reports
 
@@ -41,9 +42,7 @@ class Period:
 async def account_period(services: Services, principal: Principal, start: date | None, end: date | None) -> Period:
     """The period checked and taken as days of the account's time zone."""
     period = check_period(start, end)
-    async with services.unit_of_work(principal) as uow:
-        zone = await uow.directory.account_time_zone(principal.account_id)
-    return replace(period, time_zone=zone or time_zones.DEFAULT_TIME_ZONE)
+    return replace(period, time_zone=await zone_of(services, principal))
 
 
 def check_range(start: date | None, end: date | None, *, longest: int = MAX_RANGE_DAYS) -> tuple[date, date]:
