@@ -6,6 +6,9 @@ machine's speed cancels out of the ratio; between runs the deliveries drain.
 
     python bench/run.py --only webhooks [--repeat 2] [--duration 10]
 
+Both ways of running the deliveries are measured, each with its own server: in a `giftledger work` process of
+their own (GIFTLEDGER_BACKGROUND=separate, at its default niceness), then in the serving processes (serve).
+
 The server runs with GIFTLEDGER_ENV=test rather than production: in production a webhook to this machine's own
 address is refused (server-side request forgery), and the receiver is on 127.0.0.1. Every other setting is the
 bench's."""
@@ -25,6 +28,11 @@ from giftledger.services import webhooks
 from giftledger.services.context import operator
 
 ENV = {"GIFTLEDGER_ENV": "test"}
+# Where the deliveries are sent from (GIFTLEDGER_BACKGROUND), in the order measured.
+MODES = {
+    "separate": "sent by `giftledger work`, niceness 10",
+    "serve": "sent by the serving processes",
+}
 
 
 @dataclass(frozen=True)
@@ -85,15 +93,18 @@ async def delivered(database_url: str, start: datetime, end: datetime) -> Delive
         await conn.close()
 
 
-async def wait_drained(database_url: str, timeout: float = 600) -> None:
+async def wait_drained(database_url: str, timeout: float = 600) -> float:
+    """Seconds until no webhook delivery is queued."""
     conn = await asyncpg.connect(database_url)
     try:
-        deadline = time.monotonic() + timeout
+        began = time.monotonic()
+        deadline = began + timeout
         while await conn.fetchval(
             "SELECT count(*) FROM outbox_messages WHERE channel = 'webhook' AND state = 'queued'"
         ):
             if time.monotonic() > deadline:
                 raise SystemExit(f"the webhook deliveries did not drain within {timeout:.0f} s")
             await asyncio.sleep(0.2)
+        return time.monotonic() - began
     finally:
         await conn.close()

@@ -17,7 +17,7 @@ from starlette.routing import Route
 from giftledger import metrics
 from giftledger.api.endpoint import GraphQLEndpoint
 from giftledger.auth.tokens import TokenIssuer
-from giftledger.config import ConfigurationError, Settings, leftover_sqlite
+from giftledger.config import IN_SERVE, ConfigurationError, Settings, leftover_sqlite
 from giftledger.dashboard import dashboard_error_handlers, dashboard_routes
 from giftledger.domain.errors import Retryable
 from giftledger.outbound.mailers import DirectoryMailer, Mailer, SmtpMailer
@@ -52,6 +52,24 @@ def mailer_for(settings: Settings) -> Mailer:
     if settings.smtp_url:
         return SmtpMailer(settings.smtp_url)
     return DirectoryMailer(settings.mail_directory)
+
+
+class Background:
+    """The work no request waits for: this process's share of the outbox (emails and webhook deliveries:
+    services/outbox.py), the expiry run (breakage and reminders: services/expiry.py) and the exports queued from
+    the dashboard (services/exports.py). Each serving process runs it (`GIFTLEDGER_BACKGROUND=serve`, the
+    default), or none does and `giftledger work` runs it in processes of its own (`separate`)."""
+
+    def __init__(self, services: Services) -> None:
+        self._parts = (Sender(services, mailer_for(services.settings)), Expirer(services), Exporter(services))
+
+    def start(self) -> None:
+        for part in self._parts:
+            part.start()
+
+    async def stop(self) -> None:
+        for part in self._parts:
+            await part.stop()
 
 
 def build_services(settings: Settings) -> Services:
@@ -123,19 +141,15 @@ def create_app(settings: Settings) -> Starlette:
             waiting = None
         return metrics.page(waiting, datetime.now(UTC))
 
-    sender = Sender(services, mailer_for(settings))
-    expirer = Expirer(services)
-    exporter = Exporter(services)
+    background = Background(services) if settings.background == IN_SERVE else None
 
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
-        sender.start()  # this process's share of the outbox (services/outbox.py)
-        expirer.start()  # breakage of expired cards and expiry reminders (services/expiry.py)
-        exporter.start()  # data exports queued from the dashboard (services/exports.py)
+        if background is not None:
+            background.start()
         yield
-        await sender.stop()
-        await expirer.stop()
-        await exporter.stop()
+        if background is not None:
+            await background.stop()
         await graphql.guard.close()  # audit records still waiting
         await services.dispose()
 

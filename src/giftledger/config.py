@@ -20,6 +20,11 @@ DATABASE_URL_FORMS = (
 )
 
 
+# Where the background work runs (app.Background): in each serving process, or in `giftledger work` processes.
+IN_SERVE = "serve"
+SEPARATE = "separate"
+
+
 class ConfigurationError(Exception):
     pass
 
@@ -70,6 +75,7 @@ class Settings:
     webhook_max_attempts: int = 12
     webhook_retry_seconds: int = 60  # the first retry's delay; each later one doubles, up to 6 hours
     webhook_lease_seconds: int = 60  # how long a sender holds a delivery it is posting
+    background: str = IN_SERVE  # or SEPARATE: `giftledger work` runs the outbox, expiry and exports (app.py)
     data_dir: Path = DEFAULT_DATA_DIR
     metrics_token: str | None = None  # /metrics needs it as a bearer token; None: loopback clients only
     extra: Mapping[str, str] = field(default_factory=dict)
@@ -169,6 +175,13 @@ def load_settings(env: Mapping[str, str] | None = None, *, database_url: str | N
     if pooler not in ("none", "pgbouncer"):
         raise ConfigurationError("GIFTLEDGER_DATABASE_POOLER must be none or pgbouncer (transaction pooling)")
 
+    background = env.get("GIFTLEDGER_BACKGROUND", "").strip().lower() or IN_SERVE
+    if background not in (IN_SERVE, SEPARATE):
+        raise ConfigurationError(
+            "GIFTLEDGER_BACKGROUND must be serve (each serving process also sends the outbox, runs the expiry and "
+            "the exports) or separate (`giftledger work` does)"
+        )
+
     metrics_token = env.get("GIFTLEDGER_METRICS_TOKEN", "").strip() or None
     if metrics_token is not None and (len(metrics_token) < 16 or not metrics_token.isascii()):
         raise ConfigurationError("GIFTLEDGER_METRICS_TOKEN must be at least 16 ASCII characters")
@@ -209,5 +222,6 @@ def load_settings(env: Mapping[str, str] | None = None, *, database_url: str | N
         webhook_max_attempts=number("WEBHOOK_MAX_ATTEMPTS", 12),
         webhook_retry_seconds=number("WEBHOOK_RETRY_SECONDS", 60),
         webhook_lease_seconds=number("WEBHOOK_LEASE_SECONDS", 60, minimum=1),
+        background=background,
         metrics_token=metrics_token,
     )

@@ -113,7 +113,7 @@ def demo(ctx: click.Context, as_json: bool, as_text: bool, account_name: str) ->
 
 
 def main() -> None:
-    from giftledger.cli import admin, card_lifecycle, expiry, exports, ledger, till, webhooks
+    from giftledger.cli import admin, card_lifecycle, expiry, exports, ledger, till, webhooks, work
 
     admin.register(cli)
     card_lifecycle.register(admin.cards, admin.product)
@@ -122,6 +122,7 @@ def main() -> None:
     exports.register(cli)
     webhooks.register(cli)
     till.register(cli)
+    work.register(cli)
     try:
         cli(obj={})
     except KeyboardInterrupt:
