@@ -52,11 +52,24 @@ REQUESTS = Counter(
     "GraphQL requests by operation (their root fields, the schema's names) and outcome (accepted, refused)",
     ["operation", "outcome"],
 )
+# Fine enough below 100 ms to read a p99 from (the bench's latency breakdown does: bench/run.py).
+BUCKETS = (
+    0.0005, 0.001, 0.002, 0.003, 0.004, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.075, 0.1, 0.2, 0.5, 1.0,
+    2.0, 5.0, 10.0,
+)  # fmt: skip
 LATENCY = Histogram(
     "giftledger_request_duration_seconds",
     "GraphQL requests: from arrival at the app to the end of the reply, by operation",
     ["operation"],
-    buckets=(0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0),
+    buckets=BUCKETS,
+)
+# One statement of a hot path (storage/database.Database.fetch: the tills' statements, the budget's): the wait
+# for a pooled connection, then the statement's round trip (sent, run, its rows read).
+DB_WAIT = Histogram(
+    "giftledger_db_wait_seconds", "Hot-path statements: the wait for a pooled connection", buckets=BUCKETS
+)
+DB_STATEMENT = Histogram(
+    "giftledger_db_statement_seconds", "Hot-path statements: the round trip (sent, run, rows read)", buckets=BUCKETS
 )
 RESPONSES = Counter("giftledger_http_responses", "HTTP responses of every kind, by status class (2xx ...)", ["status"])
 REFUSALS = Counter("giftledger_refusals", "Refused GraphQL requests, by the first error's code", ["code"])
@@ -103,6 +116,12 @@ def observe_request(noted: Mapping[str, Any], status: int, seconds: float) -> No
     _child(LATENCY, operation).observe(seconds)
     if outcome == "refused":
         _child(REFUSALS, str(noted.get("code") or "none")).inc()
+
+
+def statement_timed(waited: float, ran: float) -> None:
+    """A hot-path statement (storage/database.py): seconds waiting for a connection, then its round trip."""
+    DB_WAIT.observe(waited)
+    DB_STATEMENT.observe(ran)
 
 
 def money_moved(movements: Iterable[tuple[str, int]]) -> None:

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from time import perf_counter
 from typing import Any, NoReturn
 
 import asyncpg
@@ -175,12 +176,15 @@ class Database:
         return rows[0] if rows else None
 
     async def fetch(self, sql: str, *args: Any) -> list[Record]:
+        began = perf_counter()
         pooled, conn = await self._checkout()
+        sent = perf_counter()
         try:
             rows = await conn.fetch(sql, *args)
         except BaseException as error:
             _give_back_after(pooled, conn, error)
         pooled.close()
+        metrics.statement_timed(sent - began, perf_counter() - sent)
         return list(rows)
 
     async def _checkout(self) -> tuple[PoolProxiedConnection, asyncpg.Connection]:
