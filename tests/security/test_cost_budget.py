@@ -16,7 +16,7 @@ from giftledger.api.cost import actual_cost, analyse, requested_cost
 from giftledger.api.endpoint import _operation, load_schema
 from giftledger.services import throttle
 from giftledger.services.context import Services
-from giftledger.services.throttle import BudgetStatus
+from giftledger.services.throttle import Budget, BudgetStatus
 from tests.api import documents
 from tests.api.till import adjustment_variables, order_variables
 from tests.security.helpers import events_after, isolated_server, run_services, wait_for
@@ -97,14 +97,15 @@ def test_spending_refilling_and_refusing(database_url: str) -> None:
     subject = f"test:{id(object())}-{database_url[-8:]}"
 
     async def work(services: Services) -> list[BudgetStatus]:
-        seen = [await throttle.spend(services, subject, 14, now=1000.0)]  # a new caller starts full
-        seen.append(await throttle.spend(services, subject, 7986, now=1000.0))  # down to nothing
-        seen.append(await throttle.spend(services, subject, 1, now=1000.0))  # refused at zero
-        seen.append(await throttle.spend(services, subject, 1, now=1000.6))  # 0.6 s restore 5 credits
-        seen.append(await throttle.spend(services, subject, 1, now=999.0))  # a clock behind gives nothing
-        seen.append(await throttle.spend(services, subject, 100, now=1000.6 + 6000))  # refilled to the cap
-        seen.append(await throttle.refund(services, seen[-1], 60))
-        seen.append(await throttle.refund(services, seen[-1], 0))
+        budget = Budget(services, refresh_seconds=None)
+        seen = [await budget.spend(subject, 14, now=1000.0)]  # a new caller starts full
+        seen.append(await budget.spend(subject, 7986, now=1000.0))  # down to nothing
+        seen.append(await budget.spend(subject, 1, now=1000.0))  # refused at zero
+        seen.append(await budget.spend(subject, 1, now=1000.6))  # 0.6 s restore 5 credits
+        seen.append(await budget.spend(subject, 1, now=999.0))  # a clock behind gives nothing
+        seen.append(await budget.spend(subject, 100, now=1000.6 + 6000))  # refilled to the cap
+        seen.append(budget.refund(seen[-1], 60))
+        seen.append(budget.refund(seen[-1], 0))
         return seen
 
     seen = run_services(database_url, work)
@@ -125,18 +126,22 @@ def test_spending_refilling_and_refusing(database_url: str) -> None:
 def test_refunds_never_exceed_the_maximum(database_url: str) -> None:
     subject = f"test-cap:{id(object())}-{database_url[-8:]}"
 
-    async def work(services: Services) -> float:
-        spent = await throttle.spend(services, subject, 10, now=50.0)
-        return (await throttle.refund(services, spent, 500)).available
+    async def work(services: Services) -> tuple[float, float]:
+        budget = Budget(services, refresh_seconds=None)
+        spent = await budget.spend(subject, 10, now=50.0)
+        available = budget.refund(spent, 500).available
+        await budget.refresh(now=50.0)  # the lease given back: the row holds no more than the maximum
+        return available, await _row(services, subject)
 
-    assert run_services(database_url, work) == 8000.0
+    assert run_services(database_url, work) == (8000.0, 8000.0)
 
 
 def test_concurrent_requests_never_spend_the_same_credits(database_url: str) -> None:
     subject = f"test-race:{id(object())}-{database_url[-8:]}"
 
     async def work(services: Services) -> list[BudgetStatus]:
-        return list(await asyncio.gather(*(throttle.spend(services, subject, 300, now=77.0) for _ in range(40))))
+        budget = Budget(services, refresh_seconds=None)
+        return list(await asyncio.gather(*(budget.spend(subject, 300, now=77.0) for _ in range(40))))
 
     seen = run_services(database_url, work, database_pool_size=10)
     assert sum(s.charged for s in seen) == 26  # 26 * 300 = 7800 <= 8000 < 27 * 300
@@ -144,17 +149,23 @@ def test_concurrent_requests_never_spend_the_same_credits(database_url: str) -> 
 
 
 def test_a_spend_leaves_its_connection_committing_durably(database_url: str) -> None:
-    """The spend commits without waiting for the disk (storage/throttle.py), for its own transaction only:
-    the next statement on the same pooled connection (a redemption, say) is durable again."""
+    """The row's statement commits without waiting for the disk (storage/throttle.py), for its own transaction
+    only: the next statement on the same pooled connection (a redemption, say) is durable again."""
     subject = f"test-durable:{id(object())}"
 
-    async def work(services: Services) -> tuple[bool, str]:
-        spent = await throttle.spend(services, subject, 5, now=10.0)
+    async def work(services: Services) -> tuple[bool, bool, str]:
+        spent = await Budget(services, refresh_seconds=None).spend(subject, 5, now=10.0)
         row = await services.db.fetchrow("SELECT current_setting('synchronous_commit') AS setting")
         assert row is not None
-        return spent.charged, str(row["setting"])
+        return spent.charged, spent.checked, str(row["setting"])
 
-    assert run_services(database_url, work, database_pool_size=1) == (True, "on")
+    assert run_services(database_url, work, database_pool_size=1) == (True, True, "on")
+
+
+async def _row(services: Services, subject: str) -> float:
+    row = await services.db.fetchrow("SELECT available FROM throttle_buckets WHERE subject = $1", subject)
+    assert row is not None
+    return float(row["available"])
 
 
 def test_the_budget_can_be_turned_off(database_url: str) -> None:

@@ -1,7 +1,8 @@
 """A till's balance check, redemption and `LineItems` look-up check the caller's token inside their own
 statement once the server knows the API user (services/access.py, storage/tills.py): one round trip per
-request with the cost budget off, two with it on (the budget's spend checks the token too). A token revoked
-after that is still refused at once by each of them, with nothing read, written, counted, spent, refreshed
+request, with the cost budget off and with it on once the process holds a lease of the API user's budget (the
+spend that takes the lease checks the token too; a spend from it has no statement: services/throttle.py). A
+token revoked after that is still refused at once by each of them, with nothing read, written, counted, spent, refreshed
 or attributed to the revoked API user."""
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from giftledger.storage import tills
 from giftledger.storage.audit import _ADD_EVENTS, audit_events
 from giftledger.storage.callers import _IS_LIVE
 from giftledger.storage.guessing import card_lookup_misses
-from giftledger.storage.throttle import _REFUND, _SPEND, throttle_buckets
+from giftledger.storage.throttle import _TAKE, throttle_buckets
 from tests.api import documents
 from tests.api.till import adjustment_variables, only_error, order_variables, ref, sold
 from tests.security.helpers import isolated_server, operator, run_services, wait_for
@@ -201,7 +202,8 @@ async def test_each_till_request_is_one_statement_once_its_api_user_is_known(
     database_url: str, demo: Demo, monkeypatch: pytest.MonkeyPatch, budget: int
 ) -> None:
     app = create_app(settings_for(database_url, cost_maximum=budget))
-    spend = [_SPEND] if budget else []  # with the budget on, its spend comes first and checks the token too
+    spend = [_TAKE] if budget else []  # with the budget on, its first spend takes a lease and checks the token too
+    monkeypatch.setattr(app.state.graphql.guard.budget, "refresh_seconds", None)  # no refresh task in the count
     services: Services = app.state.services
     db = services.db
     statements: list[str] = []
@@ -244,15 +246,15 @@ async def test_each_till_request_is_one_statement_once_its_api_user_is_known(
             assert statements[1 : len(spend) + 1] == spend
             balance = {"card_reference": card, "page": 1, "limit": 1}
             await call(documents.CARD_BALANCE, balance)
-            assert statements == [*spend, tills._FIND_CARD]
+            assert statements == [tills._FIND_CARD]  # its cost spent from the lease
             redemption = adjustment_variables(demo, card, -100, merchant_transaction_reference=ref("one"))
             await call(documents.ADJUSTMENT, redemption)
-            assert statements == [*spend, tills._ADJUST]
+            assert statements == [tills._ADJUST]
             reference = redemption["merchant_transaction_reference"]
             await call(documents.LINE_ITEMS, {"page": 1, "limit": 10, "merchant_transaction_reference": reference})
-            # priced at a page of 10 line items, it costs less: the unused credits go back in a statement of its own
-            assert statements == [*spend, tills._LINE_ITEMS_OF_MERCHANT, *([_REFUND] if budget else [])]
+            # priced at a page of 10 line items, it costs less: the unused credits go back to the lease
+            assert statements == [tills._LINE_ITEMS_OF_MERCHANT]
             await call(documents.PRODUCTS, {"account_id": demo.account_id})
-            assert statements[: len(spend) + 1] == [*spend, _IS_LIVE]  # a unit of work checks the token first
+            assert statements[0] == _IS_LIVE  # a unit of work checks the token first
     finally:
         await services.db.dispose()

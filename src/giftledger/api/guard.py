@@ -1,10 +1,12 @@
 """What every GraphQL request goes through around its execution, in one place:
 
-- before it runs (`admit`): when the cost budget is on, who is calling (confirmed once, by the spend's own
-  statement for a till this process knows, and shared with the resolvers), the request's cost estimate
-  charged to the caller's budget, and a refusal (HTTP 429, code THROTTLED) when the budget is short;
+- before it runs (`admit`): when the cost budget is on, who is calling, the request's cost estimate charged
+  to the caller's budget (from this process's lease, or through the caller's row, whose statement confirms
+  the caller for the resolvers: services/throttle.py), and a refusal (HTTP 429, code THROTTLED) when the
+  budget is short;
 - after it ran (`settle`): who called (confirmed by then, by a resolver or a till's own statement, or now),
-  credits the request did not use given back, `extensions.cost` added to the reply, "Did you mean" hints
+  credits the request did not use given back (a request whose caller turned out revoked gets its whole charge
+  back, and is charged to its client address instead), `extensions.cost` added to the reply, "Did you mean" hints
   removed for callers without a valid token, and one audit record per mutation (written behind the
   request, in batches: `services.audit.AuditQueue`), and the request's log line told the operation, the
   account and the outcome (request_log.py).
@@ -71,9 +73,11 @@ class Guard:
         self.services = services
         self.schema = schema
         self.audit = audit.AuditQueue(services)
+        self.budget = throttle.Budget(services)  # this process's leases of callers' budgets
 
     async def close(self) -> None:
-        """Write the audit records still waiting (on shutdown)."""
+        """Give back the budget's leases and write the audit records still waiting (on shutdown)."""
+        await self.budget.close()
         await self.audit.close()
 
     async def admit(
@@ -100,19 +104,22 @@ class Guard:
         return ticket
 
     async def _spend(self, context: RequestContext, cost: int) -> tuple[BudgetStatus, Principal | None]:
-        """Charge the request to its caller, whose credential the spend's statement checks, or to its client
-        address when it has no valid (or a revoked) token."""
+        """Charge the request to its caller, or to its client address when it has no valid (or a revoked)
+        token. The caller is confirmed when the spend's statement checked its credential (a spend from the
+        lease checks nothing: the request's own statements do)."""
         caller = await context.budget_caller()
         if caller is not None:
             subject = throttle.subject_of(caller, context.client_address)
             try:
-                status = await throttle.spend(self.services, subject, cost, caller=caller)
+                status = await self.budget.spend(subject, cost, caller=caller)
             except Unauthorized:
                 context.spent(caller, live=False)
             else:
+                if not status.checked:
+                    return status, None
                 context.spent(caller, live=True)
                 return status, caller
-        return await throttle.spend(self.services, throttle.subject_of(None, context.client_address), cost), None
+        return await self.budget.spend(throttle.subject_of(None, context.client_address), cost), None
 
     async def settle(self, ticket: Ticket, body: dict[str, Any]) -> None:
         """Finish a reply that ran (or was refused by validation): in place on `body`."""
@@ -126,14 +133,24 @@ class Guard:
             if prepared is not None
             else cost.MINIMUM_COST
         )
-        if ticket.budget is not None and actual != ticket.requested:
-            try:
-                ticket.budget = await throttle.settle(self.services, ticket.budget, actual)
-            except Retryable as error:
-                log.warning("cost settlement failed: %s", type(error).__name__)
+        if ticket.budget is not None:
+            ticket.budget = await self._settle_budget(ticket, ticket.budget, actual)
         body["extensions"] = {**(body.get("extensions") or {}), "cost": _cost(ticket, actual)}
         self._audit(ticket, body)
         _note(ticket, body)
+
+    async def _settle_budget(self, ticket: Ticket, status: BudgetStatus, actual: int) -> BudgetStatus | None:
+        """The request's charge made its actual cost. Charged to a caller whose credential the request found
+        revoked (or could not confirm), it spends nothing of the caller's budget and is charged to its client
+        address, as a revoked token's request is."""
+        if status.credential is None or ticket.principal is not None:
+            return self.budget.settle(status, actual)
+        self.budget.revoked(status)
+        try:
+            return await self.budget.spend(throttle.subject_of(None, ticket.context.client_address), actual)
+        except Retryable as error:
+            log.warning("cost budget unavailable: %s", type(error).__name__)
+            return None
 
     def _refuse(self, ticket: Ticket, budget: BudgetStatus) -> Response:
         wait = budget.retry_after_seconds
