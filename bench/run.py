@@ -1,8 +1,8 @@
 """giftledger benchmark: redemption, balance check, LineItems and login over HTTP, side by side with the
-physical limit (pgbench running the server's own redemption transaction) and a bare Starlette endpoint,
-all in one run on one machine.
+limit (pgbench running the server's own redemption statement), the lean limit (pgbench running the least a
+durable redemption does, bench/pgbench_script.py) and a bare Starlette endpoint, all in one run on one machine.
 
-    python bench/run.py [--cards 100000] [--duration 10] [--connections 1,8,32] [--workers N]
+    python bench/run.py [--cards 100000] [--duration 10] [--connections 1,8,32] [--workers N] [--pairs 3]
                         [--scale-to 1000000] [--messages 10000] [--only redeem,balance]
 
 Uses the PostgreSQL named by TEST_DATABASE_URL (default: the local one) in a fresh database of its own,
@@ -30,6 +30,7 @@ from typing import TypeVar
 
 import asyncpg  # type: ignore[import-untyped]
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.engine import make_url
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -57,6 +58,8 @@ SECRET = "bench-secret-key-" + "x" * 40
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/test"
 EPOS = "bench"
 BALANCE = 1_000_000_000
+GROUP = 4  # API users of the `group` part, each at a site of its own
+GROUP_CONNECTIONS = 64
 # What a run measures; `--only` picks some. The first seven are rows at each connection count; "mixed" is the
 # redemption beside logins, "budget" the rows with the cost budget on, "alternating" the redemption runs
 # between limit runs, "outbox" the drain of a backlog of e-gifts and the redemption beside it (bench/outbox_drain.py).
@@ -80,6 +83,7 @@ PARTS = (
     "webhooks",
     "export",
     "expiry",
+    "group",
 )
 NAN = float("nan")  # a column that does not apply to a row (printed empty)
 
@@ -97,6 +101,7 @@ class Row:
     rss_mb: float | None = None
     note: str = ""
     split: str = ""  # the server's connections per worker while it ran, most first ("5/3")
+    inside: str = ""  # the server's own p99s over the run (request / connection wait / statement): `breakdown`
 
 
 @dataclass
@@ -117,9 +122,13 @@ class Bench:
     only: frozenset[str] = frozenset(PARTS)
     # At 8 connections, alternating: limit, redemption, limit, ..., limit (each redemption between two limits).
     sandwich: list[Row] = field(default_factory=list)
+    pairs: int = 3  # at 8 connections, the limit and the lean limit alternate this many times
+    # (limit, lean limit, the 1-minute load average before the pair) at each connection count, in run order
+    lean_pairs: dict[int, list[tuple[Row, Row, float]]] = field(default_factory=dict)
     messages: int = 10_000  # e-gifts queued for the outbox part
     sink: outbox_drain.Sink | None = None  # the SMTP server the bench server mails to
     due: int = 100_000  # due cards for the expiry part
+    group: list[tuple[str, str, str]] = field(default_factory=list)  # API users (name, password, EPOS reference)
 
 
 def beside(url: str, name: str) -> str:
@@ -148,6 +157,15 @@ async def prepare(bench: Bench) -> int:
         new = await setup.create_api_user(services, op, POINTONE)
         bench.api_username, bench.api_password = new.username, new.password
         bench.account_id, bench.api_user_id = account_id, new.id
+        # A group of sites (the `group` part): GROUP API users of the same merchant, each at a site of its own.
+        mapping = {site: EPOS}
+        bench.group = [(new.username, new.password, EPOS)]
+        for n in range(2, GROUP + 1):
+            other = await setup.add_site(services, op, setup.SiteInput(f"Bench site {n}", "", f"B{n}"))
+            mapping[other] = f"{EPOS}-{n}"
+            user = await setup.create_api_user(services, op, POINTONE)
+            bench.group.append((user.username, user.password, mapping[other]))
+        await setup.set_site_mapping(services, op, POINTONE, mapping)
         return account_id
     finally:
         await services.db.dispose()
@@ -155,10 +173,13 @@ async def prepare(bench: Bench) -> int:
 
 async def load_cards(bench: Bench, account_id: int, start: int, stop: int) -> None:
     """Cards start..stop-1 ("B000000000001"...), each with one transaction (reference "L<n>") and one
-    inbound-balance-transfer line item, so every balance equals the sum of its line items."""
+    inbound-balance-transfer line item, so every balance equals the sum of its line items; and as many cards
+    of the lean limit's (bench/pgbench_script.py), its tables made with the first."""
     conn = await asyncpg.connect(bench.database_url)
     try:
         site_id = await conn.fetchval("SELECT id FROM sites WHERE account_id = $1", account_id)
+        if start == 1:
+            await conn.execute(pgbench_script.LEAN_TABLES)
         now = await conn.fetchval("SELECT now()")
         chunk = 50_000
         for low in range(start, stop, chunk):
@@ -191,6 +212,7 @@ async def load_cards(bench: Bench, account_id: int, start: int, stop: int) -> No
                     now,
                     site_id,
                 )
+                await conn.execute(pgbench_script.LEAN_CARDS, low, high - 1, BALANCE)
             progress("loading cards", high - 1, stop - 1)
         # As a database that grew over months would be: vacuumed, analysed, and the load's WAL checkpointed,
         # so the measurement does not run beside the bulk load's own write-back.
@@ -410,8 +432,72 @@ class Sampler:
         self._thread.join()
 
 
-def run_wrk(bench: Bench, script: str, url: str, connections: int, pid: int, duration: int | None = None) -> Row:
+# The server's histograms (metrics.py) whose p99s `breakdown` reads: where a request's time goes beyond the
+# database's own (pgbench's p99 beside them in the same run: `limits`).
+INSIDE = (
+    "giftledger_request_duration_seconds",  # arrival at the app to the end of the reply
+    "giftledger_db_wait_seconds",  # a hot-path statement's wait for a pooled connection
+    "giftledger_db_statement_seconds",  # its round trip
+)
+
+
+def histograms(url: str) -> dict[str, dict[float, float]] | None:
+    """The server's histograms in INSIDE, as cumulative counts by upper bound (summed over labels and workers);
+    None when the server has no /metrics (the bench's other apps)."""
+    try:
+        reply = httpx.get(f"{url}/metrics", timeout=5)
+    except httpx.HTTPError:
+        return None
+    if reply.status_code != 200:
+        return None
+    found: dict[str, dict[float, float]] = {name: {} for name in INSIDE}
+    for family in text_string_to_metric_families(reply.text):
+        if family.name not in found:
+            continue
+        for sample in family.samples:
+            if sample.name.endswith("_bucket"):
+                bound = float(sample.labels["le"])
+                found[family.name][bound] = found[family.name].get(bound, 0.0) + sample.value
+    return found
+
+
+def percentile_of(before: dict[float, float], after: dict[float, float], p: float) -> float:
+    """The p-th percentile (ms) of what was observed between two readings of one histogram, interpolated
+    within its bucket; NaN when nothing was."""
+    bounds = sorted(after)
+    counts = [after[b] - before.get(b, 0.0) for b in bounds]
+    if not counts or counts[-1] <= 0:
+        return NAN
+    wanted = counts[-1] * p / 100
+    low, below = 0.0, 0.0
+    for bound, count in zip(bounds, counts, strict=True):
+        if count >= wanted:
+            if bound == float("inf"):
+                return low * 1000
+            share = (wanted - below) / (count - below) if count > below else 1.0
+            return (low + (bound - low) * share) * 1000
+        low, below = bound, count
+    return NAN
+
+
+def breakdown(before: dict[str, dict[float, float]] | None, after: dict[str, dict[float, float]] | None) -> str:
+    """The server's own p99s between two readings: request / connection wait / statement, in ms."""
+    if before is None or after is None:
+        return ""
+    return " / ".join(f"{percentile_of(before[name], after[name], 99):.1f}" for name in INSIDE)
+
+
+def run_wrk(
+    bench: Bench,
+    script: str,
+    url: str,
+    connections: int,
+    pid: int,
+    duration: int | None = None,
+    env: dict[str, str] | None = None,
+) -> Row:
     env = {
+        **(env or {}),
         **os.environ,
         "BENCH_WRK_DIR": str(BENCH / "wrk"),
         "BENCH_TOKEN": bench.token,
@@ -423,6 +509,7 @@ def run_wrk(bench: Bench, script: str, url: str, connections: int, pid: int, dur
     }
     threads = max(1, min(connections, 2))
     pids = process_tree(pid)
+    inside = histograms(url)
     before = cpu_seconds(pids)
     with Sampler(pid, int(url.rsplit(":", 1)[1])) as sampler:
         result, db_used = database_cpu(
@@ -451,6 +538,7 @@ def run_wrk(bench: Bench, script: str, url: str, connections: int, pid: int, dur
             )
         )
     used = cpu_seconds(process_tree(pid)) - before
+    inside_p99 = breakdown(inside, histograms(url))
     out = result.stdout
     requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
@@ -473,36 +561,45 @@ def run_wrk(bench: Bench, script: str, url: str, connections: int, pid: int, dur
         rss_mb=sampler.peak,
         db_cpu_ms_per_request=db_used * 1000 / requests if requests else None,
         split="/".join(str(n) for n in sampler.split) if len(sampler.split) > 1 else "",
+        inside=inside_p99,
     )
 
 
-async def transactions_since(database_url: str, after: int | None) -> int:
+async def transactions_since(database_url: str, after: int | None, table: str = "transactions") -> int:
     """With `after` None: the highest transaction id so far (0 with none). Otherwise: how many transactions
-    were written since `after` was read."""
+    were written since `after` was read. `table`: ours, or the lean limit's ("lean.transactions")."""
     conn = await asyncpg.connect(database_url)
     try:
         if after is None:
-            return int(await conn.fetchval("SELECT coalesce(max(id), 0) FROM transactions"))
-        return int(await conn.fetchval("SELECT count(*) FROM transactions WHERE id > $1", after))
+            return int(await conn.fetchval(f"SELECT coalesce(max(id), 0) FROM {table}"))
+        return int(await conn.fetchval(f"SELECT count(*) FROM {table} WHERE id > $1", after))
     finally:
         await conn.close()
 
 
-def run_pgbench(bench: Bench, connections: int) -> Row:
-    """The limit: pgbench running the server's redemption statements (bench/pgbench_script.py). A statement
-    that committed without redeeming (its parameters no longer what the server binds: a refused caller, an
-    unknown site) counts as an error."""
+LIMIT, LEAN_LIMIT = "limit (pgbench)", "lean limit (pgbench)"
+
+
+def run_pgbench(bench: Bench, connections: int, lean: bool = False) -> Row:
+    """The limit: pgbench running the server's redemption statements (bench/pgbench_script.py); with `lean`,
+    the lean limit's statement instead. A statement that committed without redeeming (its parameters no
+    longer what the server binds: a refused caller, an unknown site) counts as an error."""
     settings = Settings(database_url=bench.database_url, secret_key=SECRET)
-    before = asyncio.run(transactions_since(bench.database_url, None))
+    table = "lean.transactions" if lean else "transactions"
+    before = asyncio.run(transactions_since(bench.database_url, None, table))
     with tempfile.TemporaryDirectory() as logs:
         redemption = Path(logs) / "redemption.sql"
-        text, variables = pgbench_script.script(
-            account_id=bench.account_id,
-            api_user_id=bench.api_user_id,
-            epos=EPOS,
-            miss_limit=settings.card_miss_limit,
-            miss_address_limit=settings.card_miss_address_limit,
-            api_username=bench.api_username,
+        text, variables = (
+            pgbench_script.lean_script()
+            if lean
+            else pgbench_script.script(
+                account_id=bench.account_id,
+                api_user_id=bench.api_user_id,
+                epos=EPOS,
+                miss_limit=settings.card_miss_limit,
+                miss_address_limit=settings.card_miss_address_limit,
+                api_username=bench.api_username,
+            )
         )
         redemption.write_text(text)
         defines = [f"{name}={value}" for name, value in variables.items()]
@@ -546,14 +643,14 @@ def run_pgbench(bench: Bench, connections: int) -> Row:
                 latencies.append(int(parts[2]))
     if not latencies:
         raise SystemExit("pgbench ran no transaction")
-    redeemed = asyncio.run(transactions_since(bench.database_url, before))
+    redeemed = asyncio.run(transactions_since(bench.database_url, before, table))
     if redeemed < len(latencies):
         sys.stderr.write(f"pgbench: {len(latencies) - redeemed} of {len(latencies)} statements redeemed nothing\n")
         failed += len(latencies) - redeemed
     rps = len(latencies) / bench.duration
     latencies = corrected(latencies, bench.duration * 1_000_000, connections)
     return Row(
-        "limit (pgbench)",
+        LEAN_LIMIT if lean else LIMIT,
         connections,
         rps,
         percentile(latencies, 50) / 1000,
@@ -589,13 +686,25 @@ def percentile(values: list[int], p: float) -> float:
     return float(values[index])
 
 
-def login_token(url: str, bench: Bench) -> str:
+def login_token(url: str, bench: Bench, username: str | None = None, password: str | None = None) -> str:
     query = "query($username:String,$password:String!){loginUser(username:$username,password:$password){id}}"
     response = httpx.post(
         f"{url}/graphql",
-        json={"query": query, "variables": {"username": bench.api_username, "password": bench.api_password}},
+        json={
+            "query": query,
+            "variables": {"username": username or bench.api_username, "password": password or bench.api_password},
+        },
     )
     return response.headers["X-Authorization"].removeprefix("Bearer ")
+
+
+def grouped(bench: Bench, url: str, pid: int, name: str = "redeem (4 API users)", note: str = "") -> Row:
+    """Redemptions at GROUP_CONNECTIONS connections, each request from one of the group's API users at its site."""
+    tokens = [login_token(url, bench, username, password) for username, password, _ in bench.group]
+    env = {"BENCH_TOKENS": ",".join(tokens), "BENCH_EPOS_LIST": ",".join(epos for _, _, epos in bench.group)}
+    row = run_wrk(bench, "redeem_group.lua", url, GROUP_CONNECTIONS, pid, env=env)
+    row.operation, row.note = name, note or f"{GROUP} API users of one merchant, each at a site of its own"
+    return row
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:
@@ -614,7 +723,7 @@ def measure(bench: Bench, connections: list[int], scale_to: int | None) -> None:
             bench.token = login_token(url, bench)
             for c in connections:
                 if "limit" in only:
-                    bench.rows.append(run_pgbench(bench, c))
+                    limits(bench, c)
                 for script in ("redeem", "balance", "line_items"):
                     if script in only:
                         bench.rows.append(run_wrk(bench, f"{script}.lua", url, c, server.pid))
@@ -625,6 +734,10 @@ def measure(bench: Bench, connections: list[int], scale_to: int | None) -> None:
                     floor_row.operation, floor_row.note = "balance floor", "no GraphQL: HTTP, the statement, JSON"
                 if "login" in only:
                     bench.rows.append(run_wrk(bench, "login.lua", url, min(c, 8), server.pid))
+            if "group" in only:  # 64 connections on the group's 4 API users, beside pgbench's at 64
+                if "limit" in only:
+                    limits(bench, GROUP_CONNECTIONS)
+                bench.rows.append(grouped(bench, url, server.pid))
             if "mixed" in only:
                 mixed(bench, url, server.pid)
             if "budget" in only:
@@ -716,42 +829,73 @@ def expiring(bench: Bench, url: str, pid: int) -> None:
     )
 
 
+def start_worker(bench: Bench, log: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    """`giftledger work` (its default niceness) beside a server started with GIFTLEDGER_BACKGROUND=separate."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "giftledger", "work"],
+        env={
+            **os.environ,
+            "GIFTLEDGER_SECRET_KEY": SECRET,
+            "GIFTLEDGER_DATABASE_URL": bench.database_url,
+            "GIFTLEDGER_SMTP_URL": bench.sink.url if bench.sink else "",
+            "GIFTLEDGER_MAIL_FROM": outbox_drain.SENDER,
+            **env,
+        },
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+        cwd=str(ROOT),
+        start_new_session=True,
+    )
+
+
 def webhooked(bench: Bench, tmp: Path) -> None:
     """Redemptions at 8 connections with one webhook endpoint subscribed to card.balance_adjusted (a local
-    receiver), alternating with runs without it (bench/webhook_delivery.py), on a server of its own."""
-    server, url = start_giftledger(bench, tmp / "webhooks.log", {**NO_BUDGET, **webhook_delivery.ENV})
-    receiver: subprocess.Popen[bytes] | None = None
+    receiver), alternating with runs without it (bench/webhook_delivery.py), on a server of its own: first with
+    the deliveries in a `giftledger work` process (GIFTLEDGER_BACKGROUND=separate), then in the serving
+    processes (serve, the default)."""
+    secret_file = tmp / "webhook-secret"  # the receiver reads the endpoint's secret from it
+    env = {"WEBHOOK_SECRET_FILE": str(secret_file)}
+    receiver, receiver_url = start_uvicorn(bench, tmp / "receiver.log", "webhook_receiver:app", "/hooks", env)
     try:
-        secret_file = tmp / "webhook-secret"  # the receiver reads the endpoint's secret from it
-        env = {"WEBHOOK_SECRET_FILE": str(secret_file)}
-        receiver, receiver_url = start_uvicorn(bench, tmp / "receiver.log", "webhook_receiver:app", "/hooks", env)
         endpoint = asyncio.run(
             webhook_delivery.subscribe(bench.database_url, SECRET, bench.account_id, receiver_url + "/hooks")
         )
         secret_file.write_text(endpoint.secret)
         asyncio.run(webhook_delivery.switch(bench.database_url, SECRET, bench.account_id, endpoint.id, False))
-        for _ in range(max(1, bench.repeat)):
-            without = run_wrk(bench, "redeem.lua", url, 8, server.pid)
-            without.operation, without.note = "redeem (no webhook)", "alternating with the next row"
-            bench.rows.append(without)
-            asyncio.run(webhook_delivery.switch(bench.database_url, SECRET, bench.account_id, endpoint.id, True))
-            began = asyncio.run(webhook_delivery.now(bench.database_url))
-            with_ = run_wrk(bench, "redeem.lua", url, 8, server.pid)
-            ended = asyncio.run(webhook_delivery.now(bench.database_url))
-            done = asyncio.run(webhook_delivery.delivered(bench.database_url, began, ended))
-            with_.operation = "redeem (webhook subscribed)"
-            with_.note = (
-                f"one endpoint, card.balance_adjusted: {done.sent / (ended - began).total_seconds():,.0f} "
-                f"deliveries/s sent meanwhile, {done.queued:,} queued at its end"
-            )
-            with_.errors += done.failed
-            bench.rows.append(with_)
-            asyncio.run(webhook_delivery.wait_drained(bench.database_url))
-            asyncio.run(webhook_delivery.switch(bench.database_url, SECRET, bench.account_id, endpoint.id, False))
+        for mode in webhook_delivery.MODES:
+            background = {**webhook_delivery.ENV, "GIFTLEDGER_BACKGROUND": mode}
+            server, url = start_giftledger(bench, tmp / f"webhooks-{mode}.log", {**NO_BUDGET, **background})
+            worker = start_worker(bench, tmp / "worker.log", background) if mode == "separate" else None
+            try:
+                webhook_pairs(bench, url, server.pid, endpoint.id, mode)
+            finally:
+                stop(server)
+                if worker is not None:
+                    stop(worker)
     finally:
-        stop(server)
-        if receiver is not None:
-            stop(receiver)
+        stop(receiver)
+
+
+def webhook_pairs(bench: Bench, url: str, pid: int, endpoint_id: int, mode: str) -> None:
+    """Alternating runs without and with the endpoint (disabled before and after)."""
+    for _ in range(max(1, bench.repeat)):
+        without = run_wrk(bench, "redeem.lua", url, 8, pid)
+        without.operation, without.note = f"redeem (no webhook, {mode})", "alternating with the next row"
+        bench.rows.append(without)
+        asyncio.run(webhook_delivery.switch(bench.database_url, SECRET, bench.account_id, endpoint_id, True))
+        began = asyncio.run(webhook_delivery.now(bench.database_url))
+        with_ = run_wrk(bench, "redeem.lua", url, 8, pid)
+        ended = asyncio.run(webhook_delivery.now(bench.database_url))
+        done = asyncio.run(webhook_delivery.delivered(bench.database_url, began, ended))
+        drain = asyncio.run(webhook_delivery.wait_drained(bench.database_url))
+        with_.operation = f"redeem (webhook subscribed, {mode})"
+        with_.note = (
+            f"one endpoint, card.balance_adjusted: {done.sent / (ended - began).total_seconds():,.0f} "
+            f"deliveries/s sent meanwhile, {done.queued:,} queued at its end, drained after in {drain:.1f} s"
+        )
+        with_.errors += done.failed
+        bench.rows.append(with_)
+        asyncio.run(webhook_delivery.switch(bench.database_url, SECRET, bench.account_id, endpoint_id, False))
 
 
 def mixed(bench: Bench, url: str, pid: int) -> None:
@@ -841,6 +985,18 @@ def outbox(bench: Bench, url: str, pid: int) -> None:
     )
 
 
+def limits(bench: Bench, connections: int) -> None:
+    """The limit and the lean limit, alternating (limit, lean, limit, lean, ...): `bench.pairs` pairs at 8
+    connections, one pair at any other count, so that a drift of the shared machine's speed falls on both."""
+    pairs = bench.lean_pairs.setdefault(connections, [])
+    for _ in range(max(1, bench.pairs) if connections == 8 else 1):
+        load = os.getloadavg()[0]
+        ours, lean = run_pgbench(bench, connections), run_pgbench(bench, connections, lean=True)
+        ours.note = lean.note = "alternating: limit, lean limit, limit, ..."
+        bench.rows += [ours, lean]
+        pairs.append((ours, lean, load))
+
+
 def alternating(bench: Bench, url: str, pid: int) -> None:
     """The machine's speed drifts over minutes (shared cores): the ratio is taken again from runs that
     alternate, limit, redemption, limit, ..., limit, each redemption against the mean of the limits run just
@@ -862,6 +1018,8 @@ def budgeted(bench: Bench, log: Path) -> None:
             row = run_wrk(bench, script, url, 8, server.pid)
             row.operation, row.note = name, "cost budget on, as by default"
             bench.rows.append(row)
+        if "group" in bench.only:
+            bench.rows.append(grouped(bench, url, server.pid, "redeem (4 API users, budget on)", "cost budget on"))
     finally:
         stop(server)
 
@@ -904,14 +1062,58 @@ async def explain(bench: Bench) -> str:
     return "\n".join(out)
 
 
+def _median(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[len(ordered) // 2] if ordered else NAN
+
+
+def targets(bench: Bench, by: dict[tuple[str, int], Row]) -> list[str]:
+    """Issue 21's end-to-end figures: redemptions against the lean limit (at least 30 %), the budget on against
+    off (at least 90 %), and the redemption's p99 against pgbench's own statement's in the same run (at most 2x),
+    at 8 connections on one API user and at 64 on the group's 4."""
+    lines = []
+    for c, name in ((8, "redeem"), (GROUP_CONNECTIONS, "redeem (4 API users)")):
+        pairs = bench.lean_pairs.get(c, [])
+        row = by.get((name, c))
+        if row is None:
+            continue
+        who = "one API user" if c == 8 else f"{GROUP} API users"
+        lean = _median([n.rps for _, n, _ in pairs])
+        if lean == lean:
+            lines.append(
+                f"- {c} connections, {who}: redemption / lean limit = {row.rps:,.0f} / {lean:,.0f} = "
+                f"{row.rps / lean:.0%} (target at least 30%)"
+            )
+        limit_p99 = _median([o.p99_ms for o, _, _ in pairs])
+        if limit_p99 == limit_p99 and limit_p99 > 0:
+            lines.append(
+                f"- {c} connections, {who}: redemption p99 / pgbench's (our statement) = {row.p99_ms:.1f} / "
+                f"{limit_p99:.1f} ms = {row.p99_ms / limit_p99:.1f}x (target at most 2x); inside the server "
+                f"(request / connection wait / statement): {row.inside or 'n/a'} ms"
+            )
+    budget = (
+        ("redeem", "redeem (budget on)", 8),
+        ("balance", "balance (budget on)", 8),
+        ("redeem (4 API users)", "redeem (4 API users, budget on)", GROUP_CONNECTIONS),
+    )
+    for name, budgeted_name, c in budget:
+        off, on = by.get((name, c)), by.get((budgeted_name, c))
+        if off and on and off.rps:
+            lines.append(
+                f"- {name}, {c} connections: budget on / off = {on.rps:,.0f} / {off.rps:,.0f} = "
+                f"{on.rps / off.rps:.0%} (target at least 90%)"
+            )
+    return lines
+
+
 def table(bench: Bench) -> str:
     lines = [
         f"cards: {bench.cards:,}; server workers: {bench.workers}; {bench.duration}s per measurement; "
-        f"machine: {os.cpu_count()} cores",
+        f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at the end",
         "",
         "| operation | conns | requests/s | p50 ms | p99 ms | errors | server CPU ms/req | database CPU ms/req "
-        "| server RSS MB | connections per worker | note |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| server RSS MB | connections per worker | server p99 ms: request / connection wait / statement | note |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in bench.rows:
         cpu = f"{r.cpu_ms_per_request:.2f}" if r.cpu_ms_per_request is not None else ""
@@ -920,12 +1122,12 @@ def table(bench: Bench) -> str:
         p50, p99 = (f"{ms:.2f}" if ms == ms else "" for ms in (r.p50_ms, r.p99_ms))  # NaN: does not apply
         lines.append(
             f"| {r.operation} | {r.connections} | {r.rps:,.0f} | {p50} | {p99} | "
-            f"{r.errors} | {cpu} | {db} | {rss} | {r.split} | {r.note} |"
+            f"{r.errors} | {cpu} | {db} | {rss} | {r.split} | {r.inside} | {r.note} |"
         )
     lines.append("")
     by = {(r.operation, r.connections): r for r in bench.rows}
     for c in sorted({r.connections for r in bench.rows if r.operation == "redeem"}):
-        limit, redeem = by.get(("limit (pgbench)", c)), by.get(("redeem", c))
+        limit, redeem = by.get((LIMIT, c)), by.get(("redeem", c))
         ping, balance = by.get(("ping", c)), by.get(("balance", c))
         if limit and redeem and limit.rps:
             lines.append(f"- {c} connections: redemption / limit = {redeem.rps / limit.rps:.0%}")
@@ -937,6 +1139,21 @@ def table(bench: Bench) -> str:
                 f"- {c} connections: balance floor / HTTP ceiling = {floor.rps / ping.rps:.0%} (the most any "
                 f"balance check could reach here); balance check / floor = {balance.rps / floor.rps:.0%}"
             )
+    for c, pairs in sorted(bench.lean_pairs.items()):
+        ratios = sorted(ours.rps / lean.rps for ours, lean, _ in pairs if lean.rps)
+        if not ratios:
+            continue
+        each = ", ".join(
+            f"{ours.rps:,.0f}/{lean.rps:,.0f} = {ours.rps / lean.rps:.0%} (load {load:.1f})"
+            for ours, lean, load in pairs
+            if lean.rps
+        )
+        cpu = [(o.db_cpu_ms_per_request or 0.0, n.db_cpu_ms_per_request or 0.0) for o, n, _ in pairs]
+        lines.append(
+            f"- {c} connections: limit / lean limit median {ratios[len(ratios) // 2]:.0%} (target at least 65%; "
+            f"{len(ratios)} alternating pairs: {each}); database CPU ms per redemption, limit / lean: "
+            + ", ".join(f"{o:.2f}/{n:.2f}" for o, n in cpu)
+        )
     if len(bench.sandwich) >= 3:
         limits, redeems = bench.sandwich[0::2], bench.sandwich[1::2]
         ratios: list[float] = []
@@ -963,14 +1180,16 @@ def table(bench: Bench) -> str:
             f"- outbox: redemption while e-gifts drain / without a backlog = {busy.rps / quiet.rps:.0%} "
             f"(p99 {busy.p99_ms:.1f} / {quiet.p99_ms:.1f} ms)"
         )
-    quiet_runs = [r.rps for r in bench.rows if r.operation == "redeem (no webhook)"]
-    hooked_runs = [r.rps for r in bench.rows if r.operation == "redeem (webhook subscribed)"]
-    if quiet_runs and hooked_runs and sum(quiet_runs):
-        lines.append(
-            f"- webhooks: redemption with an endpoint subscribed / without = "
-            f"{sum(hooked_runs) / len(hooked_runs) / (sum(quiet_runs) / len(quiet_runs)):.0%} "
-            f"(means of {len(hooked_runs)} alternating runs each; target at least 85%)"
-        )
+    lines += targets(bench, by)
+    for mode in webhook_delivery.MODES:
+        quiet_runs = [r.rps for r in bench.rows if r.operation == f"redeem (no webhook, {mode})"]
+        hooked_runs = [r.rps for r in bench.rows if r.operation == f"redeem (webhook subscribed, {mode})"]
+        if quiet_runs and hooked_runs and sum(quiet_runs):
+            lines.append(
+                f"- webhooks ({webhook_delivery.MODES[mode]}): redemption with an endpoint subscribed / without = "
+                f"{sum(hooked_runs) / len(hooked_runs) / (sum(quiet_runs) / len(quiet_runs)):.0%} "
+                f"(means of {len(hooked_runs)} alternating runs each; target at least 85%)"
+            )
     drain = by.get(("outbox drain", outbox_drain.CONCURRENCY * bench.workers))
     single = by.get(("smtp floor (a message a connection)", outbox_drain.CONCURRENCY))
     batched = by.get((f"smtp floor ({outbox_drain.BATCH} messages a connection)", outbox_drain.CONCURRENCY))
@@ -1002,6 +1221,9 @@ def main() -> None:
     parser.add_argument(
         "--only", default=",".join(PARTS), help=f"measure only these, comma-separated, of: {', '.join(PARTS)}"
     )
+    parser.add_argument(
+        "--pairs", type=int, default=3, help="alternating runs of the limit and the lean limit at 8 connections"
+    )
     parser.add_argument("--messages", type=int, default=10_000, help="e-gifts queued for the outbox part")
     parser.add_argument("--due", type=int, default=100_000, help="due cards for the expiry part")
     parser.add_argument("--database-url", default=os.environ.get("TEST_DATABASE_URL", DEFAULT_PG))
@@ -1028,6 +1250,7 @@ def main() -> None:
     asyncio.run(create())
     bench = Bench(admin, beside(admin, name), args.cards, args.workers, args.duration)
     bench.repeat = max(0, args.repeat)
+    bench.pairs = max(1, args.pairs)
     bench.only = only
     bench.messages = max(2, args.messages)
     bench.due = max(1, args.due)

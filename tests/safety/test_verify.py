@@ -136,6 +136,8 @@ def test_a_healthy_ledger_passes_and_says_what_it_checked(scratch_url: str) -> N
         " transfer in alone is an import's opening balance: 0 examined, ok",
         "  breakage: each breakage is an expiry run's debit of a card's whole balance, after its expiry: 0 examined,"
         " ok",
+        "  references: each site, merchant, API user, user, product, price modifier, order and transaction a"
+        " transaction, line item or audit record names exists, and is of its account: 9 examined, ok",
         "1 account(s) checked: ledger OK",
     ]
 
@@ -286,7 +288,7 @@ def test_a_line_item_reversed_twice(scratch_url: str) -> None:
     demo, ids = populate(scratch_url)
     second = _copy_line_item(ids["reversal"], type_id=8, value=-700, tender=-700, reverses_line_item_id="NULL")
     twice = _copy_line_item(ids["reversal"])
-    execute(scratch_url, "ALTER TABLE line_items DROP CONSTRAINT uq_line_items_reverses", twice, second)
+    execute(scratch_url, "DROP INDEX uq_line_items_reverses", twice, second)
     assert report(scratch_url, demo.account_id) == {
         "reversed_once": [f"line item {ids['redemption']} is reversed 2 times"]
     }
@@ -303,6 +305,93 @@ def test_a_reference_used_twice(scratch_url: str) -> None:
     assert report(scratch_url, demo.account_id) == {
         "unique_references": ["merchant_transaction_reference 'till-9' of merchant None is used by 2 transactions"]
     }
+
+
+def test_references_without_a_foreign_key_to_missing_rows_or_to_another_accounts(scratch_url: str) -> None:
+    """The references the database holds no foreign key for (migration 0011): each one planted wrong is named."""
+    demo, ids = populate(scratch_url)
+    other, other_ids = populate(scratch_url)
+
+    def one(sql: str) -> int:
+        async def run() -> int:
+            conn = await asyncpg.connect(scratch_url, timeout=5)
+            try:
+                return int(await conn.fetchval(sql))
+            finally:
+                await conn.close()
+
+        return asyncio.run(run())
+
+    other_site = one(f"SELECT min(id) FROM sites WHERE account_id = {other.account_id}")
+    other_api_user = one(f"SELECT min(id) FROM api_users WHERE account_id = {other.account_id}")
+    missing = 987654321
+    transaction = one(
+        "INSERT INTO transactions (account_id, merchant_id, merchant_transaction_reference, kind, site_id, created_at)"
+        f" VALUES ({demo.account_id}, {missing}, 'planted-1', 'adjustment', NULL, now()) RETURNING id"
+    )
+    other_transaction = one(
+        "INSERT INTO transactions (account_id, merchant_id, merchant_transaction_reference, kind, site_id, created_at)"
+        f" VALUES ({demo.account_id}, {POINTONE}, 'planted-2', 'adjustment', {other_site}, now()) RETURNING id"
+    )
+    columns = "account_id, card_id, transaction_id, type_id, value, tender, discount, created_at"
+    planted = {
+        "product_id": other.product_id,
+        "price_modifier_id": other.price_modifier_ids[0],
+        "api_user_id": other_api_user,
+        "user_id": missing,
+        "transaction_id": other_ids["transaction"],  # the other account's
+    }
+    items = []
+    for column, value in planted.items():  # each a top-up of 1 and its reversal's worth back, so sums still hold
+        chosen = {"transaction_id": ids["transaction"], column: value}
+        extra = "" if column == "transaction_id" else f", {column}"
+        for amount in (1, -1):
+            items.append(
+                one(
+                    f"INSERT INTO line_items ({columns}{extra}) SELECT account_id, card_id, {chosen['transaction_id']},"
+                    f" 8, {amount}, {amount}, 0, created_at{'' if not extra else f', {value}'}"
+                    f" FROM line_items WHERE id = {ids['top_up']} RETURNING id"
+                )
+            )
+    audit = one(
+        "INSERT INTO audit_events (account_id, created_at, actor_kind, operation, outcome, site_id)"
+        f" VALUES ({demo.account_id}, now(), 'system', 'planted', 'accepted', {other_site}) RETURNING id"
+    )
+    found = report(scratch_url, demo.account_id)
+    assert found == {
+        "references": [
+            f"audit record {audit} names a site of another account or none: id {other_site}",
+            *(
+                f"line item {item} names {problem}"
+                for item, problem in zip(
+                    items,
+                    [
+                        f"a product of another account or none: id {other.product_id}",
+                        f"a product of another account or none: id {other.product_id}",
+                        f"a price modifier of another account or none: id {other.price_modifier_ids[0]}",
+                        f"a price modifier of another account or none: id {other.price_modifier_ids[0]}",
+                        f"an API user of another account or none: id {other_api_user}",
+                        f"an API user of another account or none: id {other_api_user}",
+                        f"a user that does not exist: id {missing}",
+                        f"a user that does not exist: id {missing}",
+                        f"a transaction of another account or none: id {other_ids['transaction']}",
+                        f"a transaction of another account or none: id {other_ids['transaction']}",
+                    ],
+                    strict=True,
+                )
+            ),
+            f"transaction {transaction} names a merchant that does not exist: id {missing}",
+            f"transaction {other_transaction} names a site of another account or none: id {other_site}",
+        ]
+    }
+    assert report(scratch_url, other.account_id) == {}  # the other account's own rows are sound
+    # a line item's card is still held by a key, one scoped by account: another account's card is refused
+    with pytest.raises(asyncpg.ForeignKeyViolationError, match="fk_line_items_account_id_cards"):
+        execute(
+            scratch_url,
+            f"INSERT INTO line_items ({columns}) SELECT {demo.account_id}, card_id, {ids['transaction']}, 8, 1, 1, 0,"
+            f" created_at FROM line_items WHERE id = {other_ids['top_up']}",
+        )
 
 
 def test_orders_whose_totals_or_status_disagree_with_their_line_items(scratch_url: str) -> None:

@@ -6,7 +6,9 @@ plus its discount; every reversal points at exactly one reversible line item of 
 its value, and a line item is reversed at most once; a merchant_transaction_reference is used once per
 account and merchant; an order's totals are those of its sales, and it is cancelled exactly when every
 sale is reversed; balance transfers pair up (a replacement's out and in, summing to zero) or are an import's
-opening balances; a breakage is an expiry run's debit of an expired card's whole balance.
+opening balances; a breakage is an expiry run's debit of an expired card's whole balance; every site, merchant,
+API user, user, product, price modifier, order and transaction a transaction, line item or audit record names
+exists, and is of its account where it is an account's (references with no foreign key: storage/tables.py).
 """
 
 from __future__ import annotations
@@ -132,6 +134,10 @@ def _transfer(row: dict[str, Any]) -> str:
     )
 
 
+def _named(row: dict[str, Any]) -> str:
+    return f"{row['kind']} {row['id']} names {row['problem']}: id {row['named']}"
+
+
 def _breakage(row: dict[str, Any]) -> str:
     return (
         f"breakage line item {row['id']} (value {row['value']}) on card id {row['card_id']} "
@@ -182,6 +188,13 @@ CHECKS: tuple[Check, ...] = (
         "each breakage is an expiry run's debit of a card's whole balance, after its expiry",
         LedgerAudit.breakages,
         _breakage,
+    ),
+    (
+        "references",
+        "each site, merchant, API user, user, product, price modifier, order and transaction a transaction, line item"
+        " or audit record names exists, and is of its account",
+        LedgerAudit.references,
+        _named,
     ),
 )
 

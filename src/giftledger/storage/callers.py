@@ -32,20 +32,34 @@ class Credential:
         return self.kind, self.id, self.token_version
 
 
-# A CTE `caller(live)`: {kind}, {id}, {version} and {account} are the statement's parameters.
-CALLER = """
-caller AS (
-    SELECT CASE {kind}::text
-        WHEN 'api_user' THEN EXISTS (
+# Whether the credential of each kind is live: {kind}, {id}, {version} and {account} are the statement's parameters.
+_LIVE = {
+    "api_user": """EXISTS (
             SELECT 1 FROM api_users
             WHERE api_users.account_id = {account}::bigint AND api_users.id = {id}::bigint
-              AND api_users.token_version = {version}::integer AND api_users.deleted_at IS NULL)
-        WHEN 'user' THEN EXISTS (
+              AND api_users.token_version = {version}::integer AND api_users.deleted_at IS NULL)""",
+    "user": """EXISTS (
             SELECT 1 FROM users
             JOIN memberships ON memberships.account_id = {account}::bigint AND memberships.user_id = users.id
-            WHERE users.id = {id}::bigint AND users.token_version = {version}::integer AND users.deleted_at IS NULL)
-        ELSE {kind}::text IN ('system', 'anonymous')
+            WHERE users.id = {id}::bigint AND users.token_version = {version}::integer AND users.deleted_at IS NULL)""",
+}
+
+# A CTE `caller(live)`: {kind}, {id}, {version} and {account} are the statement's parameters.
+CALLER = f"""
+caller AS (
+    SELECT CASE {{kind}}::text
+        WHEN 'api_user' THEN {_LIVE["api_user"]}
+        WHEN 'user' THEN {_LIVE["user"]}
+        ELSE {{kind}}::text IN ('system', 'anonymous')
     END AS live
+)"""
+
+# `CALLER` for a statement prepared for one kind of credential ({of}): the same test of that kind's credential,
+# and no caller of another kind is live. A statement run on every request of its kind (a till's redemption)
+# then reads only the tables that kind's test needs.
+_CALLER_OF = """
+caller AS (
+    SELECT {{kind}}::text = '{of}' AND {live} AS live
 )"""
 
 _IS_LIVE = "WITH " + CALLER.format(kind="$1", id="$2", version="$3", account="$4").strip() + " SELECT live FROM caller"
@@ -57,6 +71,12 @@ async def is_live(conn: AsyncConnection, credential: Credential) -> bool:
     return bool(result.scalar_one())
 
 
-def caller_statement(account: str, kind: str, id: str, version: str) -> str:
-    """`CALLER` bound to a statement's own parameter numbers, e.g. caller_statement("$1", "$8", "$9", "$10")."""
-    return CALLER.format(account=account, kind=kind, id=id, version=version).strip()
+def caller_statement(account: str, kind: str, id: str, version: str, of: CallerKind | None = None) -> str:
+    """`CALLER` bound to a statement's own parameter numbers, e.g. caller_statement("$1", "$8", "$9", "$10");
+    with `of`, for a statement prepared for that kind of credential only (`_CALLER_OF`)."""
+    if of is None:
+        template = CALLER
+    else:
+        live = _LIVE.get(of, "true")  # the operator's own credential: no row to read
+        template = _CALLER_OF.format(of=of, live=live)
+    return template.format(account=account, kind=kind, id=id, version=version).strip()

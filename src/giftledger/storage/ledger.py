@@ -69,10 +69,12 @@ item AS (
 )"""
 
 
-def movement(**parts: str) -> str:
+def movement(*, events: bool = True, **parts: str) -> str:
     """`MOVEMENT` with its placeholders bound to a statement's own parameters and CTEs, followed by its
     `card.balance_adjusted` webhook event (storage/webhooks.py `balance_event`: nothing is written without a
-    subscribed endpoint); `reference`, the movement's merchant_transaction_reference for the event (NULL)."""
+    subscribed endpoint); `reference`, the movement's merchant_transaction_reference for the event (NULL).
+    Without `events`, no event: the statement's {gate} must then refuse the movement whenever it would have had
+    one (`webhooks.balance_event_wanted`), as a till's statement for an account without endpoints does."""
     value = parts["value"]
     debit_discount = DEBIT_DISCOUNT.format(
         amount=f"-{value}", tender="card.tender_balance", discount="card.discount_balance"
@@ -80,8 +82,15 @@ def movement(**parts: str) -> str:
     defaults = {"source": "card", "gate": "true", "joins": "", "between": ""}
     moving = {key: value for key, value in parts.items() if key != "reference"}
     # and the movement's `card.balance_adjusted` event, for the account's subscribed webhook endpoints
-    event = balance_event(
-        account=parts["account"], type=parts["type"], now=parts["now"], reference=parts.get("reference", "NULL::text")
+    event = (
+        balance_event(
+            account=parts["account"],
+            type=parts["type"],
+            now=parts["now"],
+            reference=parts.get("reference", "NULL::text"),
+        )
+        if events
+        else ""
     )
     return MOVEMENT.format(**{**defaults, **moving, "debit_discount": debit_discount}).strip() + event
 
@@ -93,13 +102,28 @@ _POST = f"""
 WITH card AS (
     SELECT id, tender_balance, discount_balance FROM cards WHERE account_id = $1 AND id = $2 FOR UPDATE
 ),
-{movement(
-    account="$1", value="$5::bigint", credit_tender="$6::bigint", credit_discount="$7::bigint", now="$18",
-    transaction="$3", order="$8::bigint", type="$4::integer", site="$14::bigint", merchant="$15::bigint",
-    product="$9::bigint", price_modifier="$10::bigint", fulfilment="$11::integer", reverses="$12::bigint",
-    note="$13::text", api_user="$16::bigint", user="$17::bigint",
-    reference="(SELECT merchant_transaction_reference FROM transactions WHERE account_id = $1 AND id = $3)",
-)}
+{
+    movement(
+        account="$1",
+        value="$5::bigint",
+        credit_tender="$6::bigint",
+        credit_discount="$7::bigint",
+        now="$18",
+        transaction="$3",
+        order="$8::bigint",
+        type="$4::integer",
+        site="$14::bigint",
+        merchant="$15::bigint",
+        product="$9::bigint",
+        price_modifier="$10::bigint",
+        fulfilment="$11::integer",
+        reverses="$12::bigint",
+        note="$13::text",
+        api_user="$16::bigint",
+        user="$17::bigint",
+        reference="(SELECT merchant_transaction_reference FROM transactions WHERE account_id = $1 AND id = $3)",
+    )
+}
 SELECT card.tender_balance, card.discount_balance, item.id AS line_item_id
 FROM card LEFT JOIN item ON true
 """

@@ -3,6 +3,15 @@ query of an account-owned table filters by it, so the schema can be sharded by a
 
 Global tables: `merchants` (reference data: POS companies), `users` (a person may belong to several
 accounts; `memberships` links them) and `login_attempts` (keyed by username and address).
+
+Foreign keys on the ledger's hot inserts (`transactions`, `line_items`, migration 0011): a line item's card is
+held by one key scoped by account, (account_id, card_id) -> cards (account_id, id), which also says the card
+is the line item's account's; its transaction, order and reversed line item by theirs. Their references to
+reference data that is never deleted (the account, merchant, site, API user, user, product and price modifier:
+sites, API users and users are only ever soft-deleted) carry no foreign key: the statement that writes one
+reads the row it names (a till's redemption reads the caller, its site and, through the site mapping, its
+merchant), and `ledger verify` (storage/verification.py `LedgerAudit.references`) reports any that names a
+row missing or of another account.
 """
 
 from __future__ import annotations
@@ -15,6 +24,7 @@ from sqlalchemy import (
     Date,
     DateTime,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
     Integer,
     MetaData,
@@ -48,6 +58,11 @@ def _id() -> Column[int]:
 
 def _account() -> Column[int]:
     return Column("account_id", Id, ForeignKey("accounts.id"), nullable=False)
+
+
+def _account_unchecked() -> Column[int]:
+    """`account_id` without a foreign key (the ledger's hot inserts: see the module's docstring)."""
+    return Column("account_id", Id, nullable=False)
 
 
 def _created() -> Column[object]:
@@ -238,6 +253,8 @@ cards = Table(
     _created(),
     Column("updated_at", DateTime(timezone=True), nullable=False),
     UniqueConstraint("account_id", "card_reference", name="uq_cards_account_reference"),
+    # what a line item's card key refers to (migration 0011)
+    UniqueConstraint("account_id", "id", name="uq_cards_account_id"),
     # an alias (an imported card's own number) names at most one card of an account (migration 0008)
     Index("uq_cards_account_alias", "account_id", "alias", unique=True, postgresql_where=text("alias IS NOT NULL")),
     CheckConstraint(
@@ -254,13 +271,13 @@ transactions = Table(
     "transactions",
     metadata,
     _id(),
-    _account(),
-    Column("merchant_id", Id, ForeignKey("merchants.id")),
+    _account_unchecked(),
+    Column("merchant_id", Id),
     Column("merchant_transaction_reference", String(100)),
     Column("kind", String(20), nullable=False),
-    Column("site_id", Id, ForeignKey("sites.id")),
-    Column("api_user_id", Id, ForeignKey("api_users.id")),
-    Column("user_id", Id, ForeignKey("users.id")),
+    Column("site_id", Id),
+    Column("api_user_id", Id),
+    Column("user_id", Id),
     Column("note", Text),
     _created(),
     UniqueConstraint("account_id", "merchant_id", "merchant_transaction_reference", name="uq_transactions_reference"),
@@ -289,27 +306,35 @@ line_items = Table(
     "line_items",
     metadata,
     _id(),
-    _account(),
-    Column("card_id", Id, ForeignKey("cards.id"), nullable=False),
+    _account_unchecked(),
+    Column("card_id", Id, nullable=False),
     Column("transaction_id", Id, ForeignKey("transactions.id"), nullable=False),
     Column("order_id", Id, ForeignKey("orders.id")),
     Column("type_id", Integer, nullable=False),
     Column("value", Money, nullable=False),
     Column("tender", Money, nullable=False),
     Column("discount", Money, nullable=False),
-    Column("site_id", Id, ForeignKey("sites.id")),
-    Column("merchant_id", Id, ForeignKey("merchants.id")),
-    Column("product_id", Id, ForeignKey("products.id")),
-    Column("price_modifier_id", Id, ForeignKey("price_modifiers.id")),
+    Column("site_id", Id),
+    Column("merchant_id", Id),
+    Column("product_id", Id),
+    Column("price_modifier_id", Id),
     Column("fulfilment_method_id", Integer),
     Column("reverses_line_item_id", Id, ForeignKey("line_items.id")),
     Column("note", Text),
-    Column("api_user_id", Id, ForeignKey("api_users.id")),
-    Column("user_id", Id, ForeignKey("users.id")),
+    Column("api_user_id", Id),
+    Column("user_id", Id),
     _created(),
+    ForeignKeyConstraint(["account_id", "card_id"], ["cards.account_id", "cards.id"]),
     CheckConstraint("value <> 0 AND value = tender + discount", name="value_adds_up"),
-    # a line item is reversed at most once: the database refuses a second reversal
-    UniqueConstraint("account_id", "reverses_line_item_id", name="uq_line_items_reverses"),
+    # a line item is reversed at most once: the database refuses a second reversal (only reversals are in this
+    # index: migration 0011)
+    Index(
+        "uq_line_items_reverses",
+        "account_id",
+        "reverses_line_item_id",
+        unique=True,
+        postgresql_where=text("reverses_line_item_id IS NOT NULL"),
+    ),
     Index("ix_line_items_account_card", "account_id", "card_id"),
     Index("ix_line_items_account_transaction", "account_id", "transaction_id"),
     Index("ix_line_items_account_created", "account_id", "created_at"),

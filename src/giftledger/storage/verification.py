@@ -9,18 +9,62 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, case, func, literal, or_, select
+from sqlalchemy import Column, Table, and_, case, func, literal, or_, select, union_all
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import aliased
 
 from giftledger.domain.ledger import LineItemType
-from giftledger.storage.tables import cards, line_items, orders, transactions
+from giftledger.storage.audit import audit_events
+from giftledger.storage.tables import (
+    api_users,
+    cards,
+    line_items,
+    merchants,
+    orders,
+    price_modifiers,
+    products,
+    sites,
+    transactions,
+    users,
+)
 
 REVERSAL = int(LineItemType.REVERSAL)
 SALE = int(LineItemType.SALE)
 BREAKAGE = int(LineItemType.BREAKAGE)
 OUTBOUND = int(LineItemType.OUTBOUND_BALANCE_TRANSFER)
 INBOUND = int(LineItemType.INBOUND_BALANCE_TRANSFER)
+
+
+# The references without a foreign key (storage/tables.py), per table: (what it names, the column, the table named,
+# whether the row named must be of the same account).
+_Reference = tuple[str, Any, Table, bool]
+_REFERENCES: tuple[tuple[str, Table, tuple[_Reference, ...]], ...] = (
+    (
+        "transaction",
+        transactions,
+        (
+            ("site", transactions.c.site_id, sites, True),
+            ("merchant", transactions.c.merchant_id, merchants, False),
+            ("API user", transactions.c.api_user_id, api_users, True),
+            ("user", transactions.c.user_id, users, False),
+        ),
+    ),
+    (
+        "line item",
+        line_items,
+        (
+            ("transaction", line_items.c.transaction_id, transactions, True),
+            ("order", line_items.c.order_id, orders, True),
+            ("site", line_items.c.site_id, sites, True),
+            ("merchant", line_items.c.merchant_id, merchants, False),
+            ("product", line_items.c.product_id, products, True),
+            ("price modifier", line_items.c.price_modifier_id, price_modifiers, True),
+            ("API user", line_items.c.api_user_id, api_users, True),
+            ("user", line_items.c.user_id, users, False),
+        ),
+    ),
+    ("audit record", audit_events, (("site", audit_events.c.site_id, sites, True),)),
+)
 
 
 @dataclass(frozen=True)
@@ -312,6 +356,38 @@ class LedgerAudit:
         opening = and_(grouped.c.outbound == 0, grouped.c.others == 0, grouped.c.kind == "import")
         query = select(grouped).where(~or_(paired, opening)).order_by(grouped.c.transaction_id)
         examined = int((await self._conn.execute(select(func.count()).select_from(grouped))).scalar_one())
+        return Finding(examined, await self._rows(query))
+
+    async def references(self) -> Finding:
+        """Transactions, line items and audit records that name a row that does not exist, or one of another
+        account where the row named is an account's: the references the database holds no foreign key for
+        (storage/tables.py). One row per record, naming the first such reference."""
+        found = []
+        for kind, table, references in _REFERENCES:
+            joined: Any = table
+            broken: list[tuple[Any, str, Column[Any]]] = []
+            for name, column, target, scoped in references:
+                named = aliased(target)
+                on = named.c.id == column
+                if scoped:
+                    on = and_(on, named.c.account_id == table.c.account_id)
+                joined = joined.outerjoin(named, on)
+                article = "an" if name[0] in "AEIOUaeiou" else "a"
+                whose = f"{article} {name} of another account or none" if scoped else f"a {name} that does not exist"
+                broken.append((and_(column.is_not(None), named.c.id.is_(None)), whose, column))
+            found.append(
+                select(
+                    literal(kind).label("kind"),
+                    table.c.id,
+                    case(*((b, literal(whose)) for b, whose, _ in broken), else_=None).label("problem"),
+                    case(*((b, column) for b, _, column in broken), else_=None).label("named"),
+                )
+                .select_from(joined)
+                .where(table.c.account_id == self._account_id)
+            )
+        candidates = union_all(*found).subquery()
+        query = select(candidates).where(candidates.c.problem.is_not(None)).order_by(candidates.c.kind, candidates.c.id)
+        examined = sum([await self._count(table) for _, table, _ in _REFERENCES])
         return Finding(examined, await self._rows(query))
 
     async def breakages(self) -> Finding:

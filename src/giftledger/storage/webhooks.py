@@ -187,6 +187,17 @@ def _row(account: str, event_type: str, content: str, card: str, order: str, now
     )
 
 
+def balance_event_wanted(*, account: str, type: str) -> str:
+    """Whether a movement of line-item type {type} on {account} has a `card.balance_adjusted` event to write
+    (`balance_event` writes one exactly then): a statement that moves money without `balance_event` refuses
+    to move when this holds (storage/tills.py)."""
+    event = f"'{rules.BALANCE_ADJUSTED}'"
+    return (
+        f"({type} <> {int(LineItemType.SALE)} "
+        f"AND EXISTS (SELECT 1 FROM webhook_endpoints AS e WHERE {_subscribed(account, event)}))"
+    )
+
+
 def balance_event(*, account: str, type: str, now: str, reference: str) -> str:
     """CTEs that follow `ledger.MOVEMENT`'s: a `card.balance_adjusted` event for each endpoint of the account
     subscribed to it, for each line item other than a sale appended (`item`, and `moved`: its card after; a
@@ -202,8 +213,7 @@ def balance_event(*, account: str, type: str, now: str, reference: str) -> str:
     return f""",
 webhook_event AS (
     SELECT item.id AS item_id, nextval('webhook_event_ids') AS id FROM item
-    WHERE {type} <> {int(LineItemType.SALE)}
-      AND EXISTS (SELECT 1 FROM webhook_endpoints AS e WHERE {_subscribed(account, event)})
+    WHERE {balance_event_wanted(account=account, type=type)}
 ),
 webhook_deliveries AS (
     INSERT INTO outbox_messages ({_COLUMNS})
