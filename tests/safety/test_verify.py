@@ -137,7 +137,8 @@ def test_a_healthy_ledger_passes_and_says_what_it_checked(scratch_url: str) -> N
         "  breakage: each breakage is an expiry run's debit of a card's whole balance, after its expiry: 0 examined,"
         " ok",
         "  references: each site, merchant, API user, user, product, price modifier, order and transaction a"
-        " transaction, line item or audit record names exists, and is of its account: 9 examined, ok",
+        " transaction, line item or audit record names, and each webhook endpoint an outbox message names, exists,"
+        " and is of its account: 9 examined, ok",
         "1 account(s) checked: ledger OK",
     ]
 
@@ -357,6 +358,13 @@ def test_references_without_a_foreign_key_to_missing_rows_or_to_another_accounts
         "INSERT INTO audit_events (account_id, created_at, actor_kind, operation, outcome, site_id)"
         f" VALUES ({demo.account_id}, now(), 'system', 'planted', 'accepted', {other_site}) RETURNING id"
     )
+    delivery = one(  # migration 0012: an outbox message's endpoint has no key either
+        "INSERT INTO outbox_messages (account_id, channel, kind, recipient, subject, message_id, content, state,"
+        " attempts, next_attempt_at, created_at, endpoint_id, event_id)"
+        f" VALUES ({demo.account_id}, 'webhook', 'card.balance_adjusted', 'https://crm.example.com/',"
+        f" 'card.balance_adjusted', 'planted-webhook', '\\x7b7d', 'queued', 0, now(), now(), {missing}, 1)"
+        " RETURNING id"
+    )
     found = report(scratch_url, demo.account_id)
     assert found == {
         "references": [
@@ -380,6 +388,7 @@ def test_references_without_a_foreign_key_to_missing_rows_or_to_another_accounts
                     strict=True,
                 )
             ),
+            f"outbox message {delivery} names a webhook endpoint of another account or none: id {missing}",
             f"transaction {transaction} names a merchant that does not exist: id {missing}",
             f"transaction {other_transaction} names a site of another account or none: id {other_site}",
         ]

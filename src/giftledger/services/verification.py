@@ -7,8 +7,9 @@ its value, and a line item is reversed at most once; a merchant_transaction_refe
 account and merchant; an order's totals are those of its sales, and it is cancelled exactly when every
 sale is reversed; balance transfers pair up (a replacement's out and in, summing to zero) or are an import's
 opening balances; a breakage is an expiry run's debit of an expired card's whole balance; every site, merchant,
-API user, user, product, price modifier, order and transaction a transaction, line item or audit record names
-exists, and is of its account where it is an account's (references with no foreign key: storage/tables.py).
+API user, user, product, price modifier, order and transaction a transaction, line item or audit record names,
+and every webhook endpoint an outbox message names, exists, and is of its account where it is an account's
+(references with no foreign key: storage/tables.py, storage/outbox.py).
 """
 
 from __future__ import annotations
@@ -192,7 +193,7 @@ CHECKS: tuple[Check, ...] = (
     (
         "references",
         "each site, merchant, API user, user, product, price modifier, order and transaction a transaction, line item"
-        " or audit record names exists, and is of its account",
+        " or audit record names, and each webhook endpoint an outbox message names, exists, and is of its account",
         LedgerAudit.references,
         _named,
     ),

@@ -15,6 +15,7 @@ from sqlalchemy.orm import aliased
 
 from giftledger.domain.ledger import LineItemType
 from giftledger.storage.audit import audit_events
+from giftledger.storage.outbox import outbox_messages
 from giftledger.storage.tables import (
     api_users,
     cards,
@@ -27,6 +28,7 @@ from giftledger.storage.tables import (
     transactions,
     users,
 )
+from giftledger.storage.webhooks import webhook_endpoints
 
 REVERSAL = int(LineItemType.REVERSAL)
 SALE = int(LineItemType.SALE)
@@ -64,6 +66,11 @@ _REFERENCES: tuple[tuple[str, Table, tuple[_Reference, ...]], ...] = (
         ),
     ),
     ("audit record", audit_events, (("site", audit_events.c.site_id, sites, True),)),
+    (  # migration 0012
+        "outbox message",
+        outbox_messages,
+        (("webhook endpoint", outbox_messages.c.endpoint_id, webhook_endpoints, True),),
+    ),
 )
 
 
