@@ -19,8 +19,8 @@ from tests.support import (
     Demo,
     LiveServer,
     fresh_database,
-    logged_in,
     new_demo,
+    signed_in,
     start_server,
 )
 
@@ -66,5 +66,6 @@ def demo(database_url: str) -> Demo:
 
 @pytest.fixture
 def api(server: LiveServer, demo: Demo) -> Api:
-    """A till logged in as the demo account's PointOne API user."""
-    return logged_in(server, demo)
+    """A till signed in as the demo account's PointOne API user (with a token issued as loginUser issues one:
+    tests/support.py signed_in; the tests of logging in log in)."""
+    return signed_in(server, demo)

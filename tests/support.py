@@ -4,28 +4,39 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import os
 import socket
+import ssl
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from contextvars import ContextVar
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import httpx
 from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
 from giftledger.app import build_services
+from giftledger.auth import passwords
 from giftledger.config import Settings
-from giftledger.services.context import Services
+from giftledger.services import demo as demo_service
+from giftledger.services import setup
+from giftledger.services.access import recognise
+from giftledger.services.context import Principal, Services
 from giftledger.services.demo import load_demo
 from giftledger.storage import migrate
+from giftledger.storage.database import Database
+from giftledger.storage.people import Directory
 from giftledger.storage.tables import cards, line_items, orders, transactions
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -57,17 +68,54 @@ def run(coro: Any) -> Any:
     return asyncio.run(coro)
 
 
+# Set-up and checks (`with_services`) run in one event loop per test process, in a thread of its own, which keeps
+# one connection pool per database: a fresh engine per call cost a new connection and compiling every statement
+# again, most of what a ledger snapshot costs (hundreds of them a run). Each call gets services of its own.
+_loop: asyncio.AbstractEventLoop | None = None
+_loop_thread: threading.Thread | None = None
+_loop_started = threading.Lock()
+_pools: dict[str, Database] = {}
+
+
+def _set_up_loop() -> asyncio.AbstractEventLoop:
+    global _loop, _loop_thread
+    with _loop_started:
+        if _loop is None:
+            _loop = asyncio.new_event_loop()
+            _loop_thread = threading.Thread(target=_loop.run_forever, name="tests-with-services", daemon=True)
+            _loop_thread.start()
+        return _loop
+
+
+def _in_set_up_loop(coro: Any) -> Any:
+    if threading.current_thread() is _loop_thread:
+        coro.close()
+        raise RuntimeError("with_services inside with_services: await the work instead")
+    return asyncio.run_coroutine_threadsafe(coro, _set_up_loop()).result()
+
+
 async def _with_services(url: str, work: Any) -> Any:
     services = build_services(test_settings(url))
-    try:
-        return await work(services)
-    finally:
-        await services.db.dispose()
+    kept = _pools.setdefault(url, services.db)
+    if kept is not services.db:
+        await services.db.dispose()  # never connected
+        services = replace(services, db=kept)
+    return await work(services)
 
 
 def with_services(url: str, work: Any) -> Any:
-    """Run `work(services)` against `url` in a fresh event loop (for set-up and checks in sync tests)."""
-    return run(_with_services(url, work))
+    """Run `work(services)` against `url` (for set-up and checks in sync tests): in this process's set-up loop,
+    over the pool it keeps for `url` until `drop_postgres_database` drops that database."""
+    return _in_set_up_loop(_with_services(url, work))
+
+
+def _release_pool(url: str) -> None:
+    async def release() -> None:
+        pool = _pools.pop(url, None)
+        if pool is not None:
+            await pool.dispose()
+
+    _in_set_up_loop(release())
 
 
 def migrate_database(url: str) -> None:
@@ -98,6 +146,7 @@ def drop_postgres_database(base_url: str, url: str) -> None:
     import asyncpg
 
     name = make_url(url).database
+    _release_pool(url)
 
     async def drop() -> None:
         conn = await asyncpg.connect(base_url, timeout=5)
@@ -118,6 +167,13 @@ def fresh_database(server_url: str) -> Iterator[str]:
         yield url
     finally:
         drop_postgres_database(server_url, url)
+
+
+@functools.cache
+def tls() -> ssl.SSLContext:
+    """The TLS context of every HTTP client the tests make (`verify=tls()`): httpx builds one for each client
+    otherwise, loading the CA bundle (~40 ms of CPU), and the suite makes thousands, to plain-HTTP servers."""
+    return httpx.create_ssl_context()
 
 
 def free_port() -> int:
@@ -178,14 +234,15 @@ def start_server(database_url: str, log_dir: Path, env: dict[str, str] | None = 
         )
     server = LiveServer(f"http://127.0.0.1:{port}", database_url, process, log_path)
     deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited: {log_path.read_text()}")
-        try:
-            if httpx.get(f"{server.url}/healthz", timeout=1).status_code == 200:
-                return server
-        except httpx.HTTPError:
-            time.sleep(0.1)
+    with httpx.Client(timeout=1, verify=tls()) as probe:
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise RuntimeError(f"server exited: {log_path.read_text()}")
+            try:
+                if probe.get(f"{server.url}/healthz").status_code == 200:
+                    return server
+            except httpx.HTTPError:
+                time.sleep(0.1)
     server.stop()
     raise RuntimeError(f"server did not start: {log_path.read_text()}")
 
@@ -210,8 +267,70 @@ class Demo:
         return self.unit_epos_references[0]
 
 
+# A demo account's owner and API user each have a password, and hashing one (argon2id) is a third of what creating
+# the account costs; the suite creates hundreds, and its team members share one password. The demo accounts of one
+# test process share one owner password and one API password (random, drawn when the process starts), and each
+# password a test names as known is hashed once per process: the stored hash verifies as a fresh one would, and
+# logins check it as for any account. Tests about hashing itself call `passwords.hash_password`.
+DEMO_OWNER_PASSWORD = passwords.generate_password(16)
+DEMO_API_PASSWORD = passwords.generate_password()
+_known: ContextVar[frozenset[str]] = ContextVar("known_passwords", default=frozenset())
+_demo: ContextVar[bool] = ContextVar("demo_passwords", default=False)
+_hashes: dict[str, str] = {}
+_installing = threading.Lock()
+_installed = False
+
+
+def _install_known_passwords() -> None:
+    """Once per process: the set-up services (services/setup.py, services/demo.py) hash and draw passwords as ever,
+    except in a context that `hashed_once` or `new_demo` set (a context variable: no other task or thread sees it)."""
+    global _installed
+    with _installing:
+        if _installed:
+            return
+        hash_password, draw_api, draw_owner = (
+            setup.hash_password,
+            setup.generate_password,
+            demo_service.generate_password,
+        )
+
+        def hashed(password: str) -> str:
+            if password not in _known.get():
+                return hash_password(password)
+            if password not in _hashes:
+                _hashes[password] = hash_password(password)
+            return _hashes[password]
+
+        def drawn(fixed: str, draw: Any) -> Any:
+            return lambda *args: fixed if _demo.get() else draw(*args)
+
+        mock.patch.object(setup, "hash_password", hashed).start()
+        mock.patch.object(setup, "generate_password", drawn(DEMO_API_PASSWORD, draw_api)).start()
+        mock.patch.object(demo_service, "generate_password", drawn(DEMO_OWNER_PASSWORD, draw_owner)).start()
+        _installed = True
+
+
+@contextmanager
+def hashed_once(*known: str) -> Iterator[None]:
+    """In this block (this task or thread), the set-up services hash each of the `known` passwords once per test
+    process and store that hash every time; any other password is hashed as ever."""
+    _install_known_passwords()
+    token = _known.set(_known.get() | frozenset(known))
+    try:
+        yield
+    finally:
+        _known.reset(token)
+
+
 def new_demo(database_url: str, name: str | None = None) -> Demo:
-    data = with_services(database_url, lambda s: load_demo(s, name or f"Test {uuid.uuid4().hex[:12]}"))
+    _install_known_passwords()
+
+    async def work(services: Services) -> dict[str, Any]:
+        _demo.set(True)  # this task's own context
+        with hashed_once(DEMO_OWNER_PASSWORD, DEMO_API_PASSWORD):
+            return await load_demo(services, name or f"Test {uuid.uuid4().hex[:12]}")
+
+    data = with_services(database_url, work)
     return Demo(**{k: data[k] for k in Demo.__dataclass_fields__})
 
 
@@ -221,7 +340,7 @@ class Api:
     def __init__(self, server: LiveServer, token: str | None = None) -> None:
         self.server = server
         self.token = token
-        self.http = httpx.Client(timeout=30)
+        self.http = httpx.Client(timeout=30, verify=tls())
         self.extensions: dict[str, Any] | None = None  # of the last reply `call` returned
 
     def post(self, query: str, variables: dict[str, Any] | None = None, **extra: Any) -> httpx.Response:
@@ -255,10 +374,46 @@ query($email:String,$username:String, $password:String!){
 
 
 def logged_in(server: LiveServer, demo: Demo) -> Api:
+    """A till that logged in with the demo account's API user (loginUser: an argon2id check of its password)."""
     api = Api(server)
     response = api.login(demo.api_username, demo.api_password)
     assert response.status_code == 200 and api.token, response.text
     return api
+
+
+async def api_user_token(services: Services, username: str) -> str:
+    """A token for the API user `username`, issued as loginUser issues one once the password is right."""
+    async with services.db.read() as conn:
+        api_user = await Directory(conn).api_user_by_username(username)
+    assert api_user is not None, username
+    return services.tokens.issue("api_user", api_user.id, api_user.account_id, api_user.token_version)
+
+
+async def api_user_principal(services: Services, demo: Demo) -> Principal:
+    """The demo account's API user as a till signed in with it is recognised (`api_user_token`)."""
+    return await recognise(services, await api_user_token(services, demo.api_username))
+
+
+async def owner_token(services: Services, demo: Demo) -> str:
+    """A token for the demo account's owner, issued as loginUser issues one for a team member of one account."""
+    async with services.db.read() as conn:
+        owner = await Directory(conn).user_by_email(demo.owner_email)
+    assert owner is not None, demo.owner_email
+    return services.tokens.issue("user", owner.id, demo.account_id, owner.token_version)
+
+
+def owner_signed_in(server: LiveServer, demo: Demo) -> Api:
+    """A caller holding a token for the demo account's owner, issued without checking the password (as `signed_in`)."""
+    token: str = with_services(server.database_url, lambda s: owner_token(s, demo))
+    return Api(server, token)
+
+
+def signed_in(server: LiveServer, demo: Demo) -> Api:
+    """A till holding a token for the demo account's API user, issued without checking its password: for the
+    tests that are not about logging in. A password check is an argon2id hash (tens of ms of CPU), which the server
+    runs at the lowest CPU priority (auth/passwords.py), so a busy machine delays it by up to seconds."""
+    token: str = with_services(server.database_url, lambda s: api_user_token(s, demo.api_username))
+    return Api(server, token)
 
 
 @dataclass(frozen=True)

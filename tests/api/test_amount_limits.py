@@ -25,7 +25,7 @@ from giftledger.domain.ledger import MAX_BALANCE
 from giftledger.domain.validation import MAX_AMOUNT
 from tests.api import documents
 from tests.api.till import adjustment_variables, order_variables, sold
-from tests.support import LOGIN, Api, Demo, LiveServer, snapshot, unchanged
+from tests.support import LOGIN, Api, Demo, LiveServer, snapshot, tls, unchanged
 from tests.support import test_settings as settings_for
 
 
@@ -66,8 +66,8 @@ def test_the_same_refused_top_up_with_an_idempotency_key_and_no_reference_is_rep
     headers = {"Authorization": f"Bearer {api.token}", "Idempotency-Key": str(uuid.uuid4())}
     payload = {"query": documents.ADJUSTMENT, "variables": variables}
     with unchanged(server.database_url, demo.account_id):
-        first = httpx.post(server.graphql_url, json=payload, headers=headers, timeout=30)
-        second = httpx.post(server.graphql_url, json=payload, headers=headers, timeout=30)
+        first = httpx.post(server.graphql_url, json=payload, headers=headers, timeout=30, verify=tls())
+        second = httpx.post(server.graphql_url, json=payload, headers=headers, timeout=30, verify=tls())
     assert (first.status_code, _error(first.json())[0]) == (200, "BALANCE_LIMIT")
     assert (second.status_code, second.content, second.headers["Idempotent-Replayed"]) == (200, first.content, "true")
 
@@ -76,9 +76,9 @@ def test_a_query_with_an_idempotency_key_is_answered_afresh(server: LiveServer, 
     card = sold(api, demo, 1000)
     headers = {"Authorization": f"Bearer {api.token}", "Idempotency-Key": str(uuid.uuid4())}
     payload = {"query": documents.CARD_BALANCE, "variables": {"card_reference": card, "page": 1, "limit": 1}}
-    first = httpx.post(server.graphql_url, json=payload, headers=headers, timeout=30)
+    first = httpx.post(server.graphql_url, json=payload, headers=headers, timeout=30, verify=tls())
     api.call(documents.ADJUSTMENT, adjustment_variables(demo, card, -250))
-    again = httpx.post(server.graphql_url, json=payload, headers=headers, timeout=30)
+    again = httpx.post(server.graphql_url, json=payload, headers=headers, timeout=30, verify=tls())
     assert first.json()["data"]["Cards"]["data"][0]["balance"] == 1000
     assert again.json()["data"]["Cards"]["data"][0]["balance"] == 750
     assert "Idempotent-Replayed" not in again.headers

@@ -5,14 +5,14 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 
 from tests.api.till import adjust, balance, sold
-from tests.support import Api, Demo, LiveServer, ledger_sums, logged_in
+from tests.support import Api, Demo, LiveServer, ledger_sums, signed_in
 
 NEGATIVE = "Applying this transaction would have resulted in a negative balance. Transaction not applied."
 
 
 def test_forty_concurrent_redemptions_never_overdraw(server: LiveServer, demo: Demo, api: Api) -> None:
     card = sold(api, demo, 2500)
-    tills = [logged_in(server, demo) for _ in range(8)]
+    tills = [signed_in(server, demo) for _ in range(8)]
 
     def redeem(index: int) -> dict[str, object]:
         return adjust(tills[index % len(tills)], demo, card, -100)

@@ -54,6 +54,10 @@ def with_services(database_url: str, work: Any) -> Any:
     return off_loop(support.with_services, database_url, work)
 
 
+def signed_in(server: support.LiveServer, demo: Demo) -> support.Api:
+    return off_loop(support.signed_in, server, demo)
+
+
 @contextmanager
 def unchanged(database_url: str, account_id: int) -> Iterator[None]:
     """Asserts that the block changed nothing in the account's ledger."""

@@ -13,14 +13,13 @@ from sqlalchemy import func, select
 from giftledger.domain.catalogue import POINTONE
 from giftledger.domain.permissions import Role
 from giftledger.services import setup
-from giftledger.services.access import log_in
 from giftledger.services.adjustments import AdjustmentRequest, adjust_balance
 from giftledger.services.context import Principal, Services
 from giftledger.services.reversals import ReversalItem, ReversalRequest, reverse_line_items
 from giftledger.services.sales import Discount, OrderItem, OrderRequest, ReceiptContact, sell_cards
 from giftledger.services.views import AdjustmentView, OrderView, ReversalView
 from giftledger.storage.outbox import outbox_messages
-from tests.support import Demo
+from tests.support import Demo, api_user_principal, hashed_once
 
 
 def ref(prefix: str = "t") -> str:
@@ -28,11 +27,8 @@ def ref(prefix: str = "t") -> str:
 
 
 async def till(services: Services, demo: Demo) -> Principal:
-    """The demo account's PointOne API user, as a till signed in with it."""
-    login = await log_in(
-        services, username=demo.api_username, email=None, password=demo.api_password, client_address="till"
-    )
-    return login.principal
+    """The demo account's PointOne API user, as a till signed in with it (tests/support.py signed_in)."""
+    return await api_user_principal(services, demo)
 
 
 async def sell(
@@ -85,9 +81,10 @@ async def person(services: Services, demo: Demo, role: Role, *, account_id: int 
     """A new team member with `role` on the demo account (or `account_id`), as a dashboard principal."""
     account = account_id or demo.account_id
     email = f"{role.value}-{uuid.uuid4().hex[:8]}@example.com"
-    user_id = await setup.add_team_member(
-        services, setup.operator(account), email=email, name=role.label, role=role.value, password=PASSWORD
-    )
+    with hashed_once(PASSWORD):
+        user_id = await setup.add_team_member(
+            services, setup.operator(account), email=email, name=role.label, role=role.value, password=PASSWORD
+        )
     return Principal("user", user_id, account, role, None, email)
 
 

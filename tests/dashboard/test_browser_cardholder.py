@@ -24,9 +24,9 @@ from giftledger.services import branding
 from giftledger.services.context import Services, operator
 from giftledger.storage.outbox import AccountOutbox
 from tests.api import documents
-from tests.dashboard.browser import Dashboard, new_demo, with_services
+from tests.dashboard.browser import Dashboard, new_demo, signed_in, with_services
 from tests.dashboard.helpers import redeem, till, till_reverse
-from tests.support import Demo, LiveServer, logged_in
+from tests.support import Demo, LiveServer
 
 PHONE = ViewportSize(width=375, height=812)
 DESKTOP = ViewportSize(width=1280, height=900)
@@ -65,7 +65,7 @@ def logo_png() -> bytes:
 
 def e_gift_sale(server: LiveServer, demo: Demo, value: int) -> tuple[str, str]:
     """Sell a card by email through the API, as a till does; its number and the token of its page's link."""
-    api = logged_in(server, demo)
+    api = signed_in(server, demo)
     item = {
         "fulfilment_method_id": 1,
         "fulfilment_email": "ann@example.com",

@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 import pytest
 from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, Request
 
-from tests.dashboard.browser import new_demo
-from tests.support import LiveServer, logged_in
+from tests.dashboard.browser import new_demo, signed_in
+from tests.support import LiveServer
 
 # Each violation the page reports, kept where the test can read it (Playwright adds this before the page's
 # own scripts, and the page's policy does not apply to it).
@@ -68,7 +68,7 @@ def watch(context: BrowserContext, origin: str) -> Watched:
 
 
 def test_graphiql_runs_a_query_under_its_policy(context: BrowserContext, server: LiveServer) -> None:
-    api = logged_in(server, new_demo(server.database_url))
+    api = signed_in(server, new_demo(server.database_url))
     watched = watch(context, server.url)
     page = watched.page
     page.goto("/graphql", wait_until="networkidle")

@@ -16,9 +16,9 @@ from playwright.sync_api import Browser
 from giftledger.services import setup
 from giftledger.services.context import Services
 from tests.api import documents
-from tests.dashboard.browser import TIMESTAMP, Dashboard, new_demo, unchanged, with_services
+from tests.dashboard.browser import TIMESTAMP, Dashboard, new_demo, signed_in, unchanged, with_services
 from tests.dashboard.helpers import invitation_path
-from tests.support import Api, LiveServer, logged_in
+from tests.support import Api, LiveServer
 
 
 @pytest.fixture
@@ -67,7 +67,7 @@ def test_back_office_tour(dashboard: Dashboard, server: LiveServer) -> None:
         )
 
     with_services(server.database_url, join_other)
-    till = logged_in(server, demo)
+    till = signed_in(server, demo)
     card = demo.card_references[0]
     sell(till, demo.account_id, demo.product_id, demo.epos, card, 4000)
     page = dashboard.page

@@ -19,7 +19,7 @@ from tests.support import Demo, new_demo, test_settings
 
 @pytest.fixture(scope="module")
 def demo(database_url: str) -> Demo:
-    """One demo account for the module (creating one costs two password hashes)."""
+    """One demo account for the module."""
     return new_demo(database_url)
 
 
@@ -40,6 +40,6 @@ async def services(app: Starlette, demo: Demo) -> Services:
 
 @pytest.fixture
 async def till(app: Starlette, demo: Demo) -> AsyncIterator[Till]:
-    logged_in = await Till(app, demo).log_in()
-    yield logged_in
-    await logged_in.close()
+    signed_in = await Till(app, demo).sign_in(app.state.services)
+    yield signed_in
+    await signed_in.close()

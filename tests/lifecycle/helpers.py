@@ -15,8 +15,7 @@ from starlette.applications import Starlette
 from giftledger.services.context import Services
 from giftledger.storage.outbox import outbox_messages
 from giftledger.storage.tables import cards, line_items, products, transactions
-from tests.api import documents
-from tests.support import Demo
+from tests.support import Demo, api_user_token
 
 CARD_FIELDS = """id card_reference balance expiry_time validity_start_time state blocked_reason
     ValueSplit { tender discount }"""
@@ -33,7 +32,7 @@ BALANCE = f"query($r:String!){{ Cards(card_reference:$r,page:1,limit:1){{ data {
 
 
 class Till:
-    """A till over in-process ASGI, logged in as the demo account's API user."""
+    """A till over in-process ASGI, signed in as the demo account's API user."""
 
     def __init__(self, app: Starlette, demo: Demo) -> None:
         transport = httpx.ASGITransport(app=app, client=(f"10.7.{uuid.uuid4().int % 250}.1", 1))
@@ -41,15 +40,9 @@ class Till:
         self.demo = demo
         self.auth: dict[str, str] = {}
 
-    async def log_in(self) -> Till:
-        reply = await self.http.post(
-            "/graphql",
-            json={
-                "query": documents.LOGIN,
-                "variables": {"username": self.demo.api_username, "password": self.demo.api_password},
-            },
-        )
-        self.auth = {"Authorization": reply.headers["X-Authorization"]}
+    async def sign_in(self, services: Services) -> Till:
+        """Hold a token for the API user, issued without a password check (tests/support.py signed_in)."""
+        self.auth = {"Authorization": f"Bearer {await api_user_token(services, self.demo.api_username)}"}
         return self
 
     async def call(self, query: str, variables: dict[str, Any]) -> dict[str, Any]:

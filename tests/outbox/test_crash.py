@@ -24,7 +24,7 @@ from tests.outbox.live import (
 from tests.outbox.smtp import Inbox, smtp_server
 from tests.safety.helpers import wait_for
 from tests.safety.tills import send
-from tests.support import LiveServer, fresh_database, logged_in, new_demo
+from tests.support import LiveServer, fresh_database, new_demo, signed_in
 
 LEASE = "1"  # seconds a dead sender's messages stay leased (GIFTLEDGER_MAIL_LEASE_SECONDS; 120 by default)
 STUCK = 60.0  # the SMTP server's reply delay while a sender is to die in the middle of sending
@@ -59,7 +59,7 @@ def test_kill_9_while_queued_and_while_sending_loses_nothing_and_repeats_only_in
         # 1. The first message is in flight (the SMTP server has it, the sender waits for the reply) when the other
         # twelve are ordered: the sender is busy, so they wait in the outbox, unclaimed. kill -9.
         first = start()
-        till = logged_in(first, demo)
+        till = signed_in(first, demo)
         sold = [sold_card(send(till, e_gift_order(demo, "first@example.com")))]
         wait_for(lambda: len(inbox.snapshot()) == 1, 30, "the first message to reach the SMTP server")
         sold += [sold_card(send(till, e_gift_order(demo, f"guest{n}@example.com"))) for n in range(12)]

@@ -28,7 +28,7 @@ from tests.outbox.live import (
 from tests.outbox.smtp import Inbox, nothing_listening, smtp_server
 from tests.safety.helpers import wait_for
 from tests.safety.tills import send
-from tests.support import free_port, fresh_database, logged_in, new_demo
+from tests.support import free_port, fresh_database, new_demo, signed_in
 
 
 @pytest.fixture
@@ -43,7 +43,7 @@ def test_a_till_order_over_http_sends_one_e_gift_whose_qr_code_is_the_card_sold(
     with smtp_server() as (inbox, url):
         server = start_mailing_server(isolated, tmp_path, url)
         try:
-            till = logged_in(server, demo)
+            till = signed_in(server, demo)
             card = sold_card(send(till, e_gift_order(demo, "ann@example.com", 2500, "Happy birthday, Ann!")))
             wait_for(lambda: states(outbox_rows(isolated)) == {"sent": 1}, 30, "the e-gift to be sent")
             [row] = outbox_rows(isolated)
@@ -71,7 +71,7 @@ def test_a_mail_server_down_for_a_while_delays_every_message_and_loses_or_double
     recipients = [f"guest{n}@example.com" for n in range(3)]
     with smtp_server(inbox, port) as (_, url):
         server = start_mailing_server(isolated, tmp_path, url)
-        till = logged_in(server, demo)
+        till = signed_in(server, demo)
         sold = {to: sold_card(send(till, e_gift_order(demo, to))) for to in recipients}
         refused = wait_for_rows(
             isolated,
@@ -118,7 +118,7 @@ def test_a_refusal_for_good_fails_at_once_and_too_many_temporary_ones_fail_in_th
     with smtp_server(inbox) as (_, url):
         server = start_mailing_server(isolated, tmp_path, url, MAIL_MAX_ATTEMPTS="2")
         try:
-            till = logged_in(server, demo)
+            till = signed_in(server, demo)
             for to in ("gone", "nobody", "josé", "busy", "fine"):
                 sold_card(send(till, e_gift_order(demo, f"{to}@example.com")))
 

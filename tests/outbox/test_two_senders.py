@@ -28,7 +28,7 @@ from tests.outbox.live import (
 )
 from tests.outbox.smtp import smtp_server
 from tests.safety.helpers import wait_for
-from tests.support import LiveServer, fresh_database, logged_in, new_demo
+from tests.support import LiveServer, fresh_database, new_demo, signed_in
 
 ORDERS = 100
 TILLS = 16  # requests in flight at once, shared out over the two servers
@@ -66,7 +66,7 @@ def test_two_servers_on_one_database_send_100_orders_as_100_messages_none_twice(
             start_mailing_server(isolated, tmp_path, url, MAIL_FROM=f"sender{n}@giftledger.test") for n in range(2)
         ]
         try:
-            tills = [(server, logged_in(server, demo).token or "") for server in servers]
+            tills = [(server, signed_in(server, demo).token or "") for server in servers]
             bodies = [e_gift_order(demo, f"guest{n}@example.com", 1000 + n) for n in range(ORDERS)]
             sold = [sold_card(reply) for reply in asyncio.run(order_all(tills, bodies))]
             wait_for(lambda: states(outbox_rows(isolated)) == {"sent": ORDERS}, 60, "every message to be sent")

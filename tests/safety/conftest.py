@@ -1,5 +1,5 @@
-"""Fixtures for the ledger-safety tests: a live server without throttles, a fresh account
-per test with a till logged in, and `ledger verify` after every test that touched an account."""
+"""Fixtures for the ledger-safety tests: a live server without throttles, a fresh account per test with a till
+signed in (tests/support.py signed_in), and `ledger verify` after every test that touched an account."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.safety.helpers import start_safety_server, verify_ledger
-from tests.support import Api, Demo, LiveServer, logged_in, new_demo
+from tests.support import Api, Demo, LiveServer, new_demo, signed_in
 
 
 @pytest.fixture
@@ -35,4 +35,4 @@ def account(database_url: str) -> Iterator[Demo]:
 
 @pytest.fixture
 def till(safety_server: LiveServer, account: Demo) -> Api:
-    return logged_in(safety_server, account)
+    return signed_in(safety_server, account)

@@ -14,7 +14,7 @@ import httpx
 
 from tests.safety.helpers import wait_for
 from tests.safety.tills import adjustment, new_card, reversal, sale
-from tests.support import Demo, LiveServer
+from tests.support import Demo, LiveServer, tls
 
 LINE_ITEMS = """query($r:String!){LineItems(page:1,limit:10,merchant_transaction_reference:$r){
   data{ id value Card{ card_reference } } total }}"""
@@ -81,7 +81,7 @@ class Stream:
     def run_till(self, server: LiveServer, till_number: int, stop: threading.Event) -> None:
         """One till sending one request after another until told to stop or the server goes away."""
         rng = random.Random(self.seed * 100 + till_number)
-        with httpx.Client(timeout=30, headers={"Authorization": f"Bearer {self.token}"}) as client:
+        with httpx.Client(timeout=30, headers={"Authorization": f"Bearer {self.token}"}, verify=tls()) as client:
             while not stop.is_set():
                 kind, request, expected = self._next(rng)
                 try:
@@ -117,7 +117,7 @@ def kill_during_traffic(
 def check_after_restart(server: LiveServer, token: str, attempts: list[Attempt]) -> None:
     """Every success the tills saw is in the ledger with the same line items; every refusal left
     nothing; a request whose reply never came was applied whole or not at all."""
-    with httpx.Client(timeout=30, headers={"Authorization": f"Bearer {token}"}) as client:
+    with httpx.Client(timeout=30, headers={"Authorization": f"Bearer {token}"}, verify=tls()) as client:
         for attempt in attempts:
             response = client.post(
                 server.graphql_url, json={"query": LINE_ITEMS, "variables": {"r": attempt.reference}}

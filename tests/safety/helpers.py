@@ -17,7 +17,7 @@ from click.testing import CliRunner
 
 from giftledger.cli import ledger as ledger_cli
 from giftledger.cli.main import cli
-from tests.support import SECRET, LiveServer, start_server
+from tests.support import SECRET, LiveServer, start_server, tls
 
 # The cost budget and card-guessing limits are issue 6's business; they would turn these tests' many
 # requests from one API user into THROTTLED replies. These servers switch them off.
@@ -80,7 +80,7 @@ class Reply:
 
 async def _post_all(url: str, token: str, requests: Sequence[dict[str, Any]]) -> list[Reply]:
     limits = httpx.Limits(max_connections=len(requests), max_keepalive_connections=len(requests))
-    async with httpx.AsyncClient(timeout=120, limits=limits) as client:
+    async with httpx.AsyncClient(timeout=120, limits=limits, verify=tls()) as client:
         start = asyncio.Event()
 
         async def one(body: dict[str, Any]) -> Reply:

@@ -13,7 +13,7 @@ import pytest
 
 from tests.safety.helpers import INVALID_CARD, NOT_EXPECTED, REQUIRED, SITE, verify_ledger
 from tests.safety.tills import ADJUSTMENT, adjustment, reversal, sale, sell_new
-from tests.support import LOGIN, Api, Demo, LiveServer, logged_in, new_demo, unchanged
+from tests.support import LOGIN, Api, Demo, LiveServer, new_demo, signed_in, tls, unchanged
 
 
 @dataclass(frozen=True)
@@ -27,7 +27,7 @@ class Setting:
 def setting(safety_server: LiveServer, database_url: str) -> Iterator[Setting]:
     """One account for the whole module: every request here is refused and changes nothing."""
     account = new_demo(database_url)
-    till = logged_in(safety_server, account)
+    till = signed_in(safety_server, account)
     card, _ = sell_new(till, account, 1000)
     yield Setting(account, till, card)
     verify_ledger(database_url, account.account_id)
@@ -227,7 +227,7 @@ def _raw(
     headers = {"Authorization": f"Bearer {till.token}"}
     if content_type is not None:
         headers["Content-Type"] = content_type
-    return httpx.post(server.graphql_url, content=content, headers=headers, timeout=30)
+    return httpx.post(server.graphql_url, content=content, headers=headers, timeout=30, verify=tls())
 
 
 def _deep(depth: int) -> bytes:

@@ -27,7 +27,7 @@ from tests.safety.helpers import (
 )
 from tests.safety.raw_http import read_response, send_request
 from tests.safety.tills import adjustment, balance, sell_new, send
-from tests.support import Api, Demo, LiveServer, logged_in, unchanged
+from tests.support import Api, Demo, LiveServer, signed_in, unchanged
 
 KILLS = 3  # in the suite (its time budget); bench/crash_soak.py runs 50 (and more with --kills)
 TILLS = 3
@@ -38,7 +38,7 @@ def test_kill_9_during_till_traffic_loses_and_half_writes_nothing_and_leaves_no_
 ) -> None:
     rng = random.Random(20261122)
     server = start_safety_server(database_url, tmp_path)
-    stream = Stream(account, logged_in(server, account).token or "", seed=1)
+    stream = Stream(account, signed_in(server, account).token or "", seed=1)
     checked = 0
     try:
         for cycle in range(KILLS):
@@ -70,7 +70,7 @@ def test_graceful_shutdown_finishes_in_flight_requests_and_refuses_new_ones(
 ) -> None:
     server = start_safety_server(database_url, tmp_path)
     port = urlparse(server.url).port or 0
-    till = logged_in(server, account)
+    till = signed_in(server, account)
     card, _ = sell_new(till, account, 1000)
     with HeldLock(database_url, card) as lock:
         in_flight = send_request(port, adjustment(account, card, -400), till.token)
@@ -126,7 +126,7 @@ def impatient_server(database_url: str, tmp_path: Path) -> Iterator[LiveServer]:
 
 
 def test_a_stuck_lock_never_hangs_a_till(impatient_server: LiveServer, account: Demo) -> None:
-    till = logged_in(impatient_server, account)
+    till = signed_in(impatient_server, account)
     card, _ = sell_new(till, account, 1000)
     request = adjustment(account, card, -100)
     # (unchanged reads before taking and after releasing the lock: on SQLite it blocks readers too)

@@ -16,7 +16,7 @@ from giftledger.services import setup
 from giftledger.storage.people import Directory
 from tests.safety.helpers import HeldLock, wait_for
 from tests.safety.tills import adjustment, balance, new_card, sale, sell_new
-from tests.support import Api, Demo, LiveServer, logged_in, new_demo, snapshot, unchanged, with_services
+from tests.support import Api, Demo, LiveServer, new_demo, signed_in, snapshot, tls, unchanged, with_services
 
 
 def _post(server: LiveServer, token: str | None, body: bytes, key: str | None) -> httpx.Response:
@@ -25,7 +25,7 @@ def _post(server: LiveServer, token: str | None, body: bytes, key: str | None) -
         headers["Authorization"] = f"Bearer {token}"
     if key is not None:
         headers["Idempotency-Key"] = key
-    return httpx.post(server.graphql_url, content=body, headers=headers, timeout=60)
+    return httpx.post(server.graphql_url, content=body, headers=headers, timeout=60, verify=tls())
 
 
 def _body(request: dict[str, Any]) -> bytes:
@@ -119,7 +119,7 @@ def test_a_retry_while_the_first_is_still_running_is_told_to_retry(
 
 def test_keys_belong_to_one_account(safety_server: LiveServer, account: Demo, till: Api, database_url: str) -> None:
     other = new_demo(database_url)
-    other_till = logged_in(safety_server, other)
+    other_till = signed_in(safety_server, other)
     key = "shared-key-1"
     mine = _post(safety_server, till.token, _body(sale(account, {new_card(): 1200})), key)
     theirs = _post(safety_server, other_till.token, _body(sale(other, {new_card(): 3400})), key)

@@ -13,7 +13,7 @@ import pytest
 from tests.safety.helpers import DUPLICATE
 from tests.safety.lossy_proxy import LossyProxy
 from tests.safety.tills import adjustment, new_card, reversal, sale, sell_new, send
-from tests.support import Api, Demo, LiveServer, snapshot
+from tests.support import Api, Demo, LiveServer, snapshot, tls
 
 ATTEMPTS = 5
 
@@ -53,6 +53,7 @@ def test_the_same_mutation_sent_5_times_with_every_reply_lost_applies_once(
                     json={"query": request["query"], "variables": request["variables"]},
                     headers={"Authorization": f"Bearer {till.token}"},
                     timeout=30,
+                    verify=tls(),
                 )
             assert len(proxy.replies) == attempt + 1  # the server answered; the till never heard it
             now = snapshot(safety_server.database_url, account.account_id)

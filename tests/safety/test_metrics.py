@@ -26,7 +26,7 @@ from giftledger.request_log import RequestLog
 from tests import support
 from tests.api import documents
 from tests.api.till import adjustment_variables, order_variables, ref
-from tests.support import Demo, snapshot, start_server
+from tests.support import Demo, snapshot, start_server, tls
 
 TOKEN = "metrics-token-" + "m" * 20
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
@@ -206,7 +206,7 @@ def test_two_workers_counters_add_up(database_url: str, demo: Demo, tmp_path: Pa
         body = {"query": documents.PRODUCTS, "variables": {"account_id": demo.account_id}}
 
         def products(_: int) -> int:  # a connection each, so that both workers take some
-            return httpx.post(server.graphql_url, json=body, headers=headers, timeout=30).status_code
+            return httpx.post(server.graphql_url, json=body, headers=headers, timeout=30, verify=tls()).status_code
 
         with ThreadPoolExecutor(8) as pool:
             assert set(pool.map(products, range(32))) == {200}

@@ -16,7 +16,7 @@ import pytest
 from tests.safety.helpers import line_items_by_reference, start_safety_server, verify_ledger, wait_for
 from tests.safety.private_postgres import PrivatePostgres, available
 from tests.safety.tills import adjustment, balance, sell_new
-from tests.support import create_postgres_database, logged_in, migrate_database, new_demo
+from tests.support import create_postgres_database, migrate_database, new_demo, signed_in
 
 TILLS = 4
 
@@ -50,7 +50,7 @@ def test_postgres_restarted_under_load(private_postgres: PrivatePostgres, tmp_pa
     server = start_safety_server(url, tmp_path)
     try:
         demo = new_demo(url)
-        till = logged_in(server, demo)
+        till = signed_in(server, demo)
         card, _ = sell_new(till, demo, 1_000_000)
         seen: list[Seen] = []
         lock = threading.Lock()

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.support import Api, Demo, LiveServer, logged_in, new_demo
+from tests.support import Api, Demo, LiveServer, new_demo, signed_in
 
 
 @pytest.fixture
@@ -17,4 +17,4 @@ def other(database_url: str) -> Demo:
 
 @pytest.fixture
 def other_api(server: LiveServer, other: Demo) -> Iterator[Api]:
-    yield logged_in(server, other)
+    yield signed_in(server, other)

@@ -25,7 +25,7 @@ from giftledger.storage.guessing import CardMisses
 from tests.api import documents
 from tests.api.till import adjustment_variables, only_error, sold
 from tests.security.helpers import api_user, audit_events, events_after, isolated_server, operator, run_services
-from tests.support import Demo, LiveServer, logged_in, new_demo, unchanged
+from tests.support import Demo, LiveServer, new_demo, signed_in, unchanged
 
 LIMIT = 5
 GUESSING = {
@@ -61,7 +61,7 @@ def assert_paused(error: dict[str, object]) -> None:
 
 def test_misses_pause_card_lookups_for_the_caller(guarded: LiveServer) -> None:
     demo, bystander = new_demo(guarded.database_url), new_demo(guarded.database_url)
-    till = logged_in(guarded, demo)
+    till = signed_in(guarded, demo)
     card = sold(till, demo, 2500)
     for _ in range(LIMIT):
         body = till.call(documents.CARD_BALANCE, balance_check(unknown()))
@@ -74,7 +74,7 @@ def test_misses_pause_card_lookups_for_the_caller(guarded: LiveServer) -> None:
     # what does not look a number up still works, and other callers are not affected
     listing = till.call("{ Cards(limit: 5) { data { card_reference balance } } }")
     assert listing["data"]["Cards"]["data"] == [{"card_reference": card, "balance": 2500}]
-    other = logged_in(guarded, bystander)
+    other = signed_in(guarded, bystander)
     assert other.call(documents.CARD_BALANCE, balance_check(unknown()))["data"]["Cards"]["total"] == 0
 
     [paused] = events_after(guarded.database_url, demo.account_id, 1, operation=guessing.PAUSED)
@@ -97,7 +97,7 @@ def test_misses_pause_card_lookups_for_the_caller(guarded: LiveServer) -> None:
 
 def test_aliased_look_ups_count_one_by_one(guarded: LiveServer) -> None:
     demo = new_demo(guarded.database_url)
-    till = logged_in(guarded, demo)
+    till = signed_in(guarded, demo)
     query = "{ " + " ".join(f'c{i}: Cards(card_reference: "{unknown()}") {{ total }}' for i in range(LIMIT)) + " }"
     assert till.call(query) == {"data": {f"c{i}": {"total": 0} for i in range(LIMIT)}}
     assert_paused(only_error(till.call(documents.CARD_BALANCE, balance_check(unknown())), "Cards"))
@@ -105,7 +105,7 @@ def test_aliased_look_ups_count_one_by_one(guarded: LiveServer) -> None:
 
 def test_adjustments_naming_missing_cards_count_too(guarded: LiveServer) -> None:
     demo = new_demo(guarded.database_url)
-    till = logged_in(guarded, demo)
+    till = signed_in(guarded, demo)
     fields = []
     for i in range(LIMIT + 1):
         arguments = (
@@ -122,10 +122,10 @@ def test_adjustments_naming_missing_cards_count_too(guarded: LiveServer) -> None
 
 def test_a_dashboard_user_is_counted_on_its_own(guarded: LiveServer) -> None:
     demo = new_demo(guarded.database_url)
-    till = logged_in(guarded, demo)
+    till = signed_in(guarded, demo)
     for _ in range(LIMIT):
         till.call(documents.CARD_BALANCE, balance_check(unknown()))
-    owner = logged_in(guarded, demo)
+    owner = signed_in(guarded, demo)
     response = owner.post(
         "query($email:String,$password:String!){ loginUser(email:$email, password:$password) { id } }",
         {"email": demo.owner_email, "password": demo.owner_password},

@@ -17,21 +17,14 @@ from giftledger.api.endpoint import load_schema
 from giftledger.domain import card_numbers
 from tests.api import documents
 from tests.api.till import adjustment_variables, line_item_ids, order_variables, ref, sell
-from tests.support import LOGIN, Api, Demo, LiveServer, logged_in, unchanged
+from tests.support import Api, Demo, LiveServer, owner_signed_in, signed_in, unchanged
 
 NOWHERE = 987_654_321
 
 
-def owner_of(server: LiveServer, demo: Demo) -> Api:
-    caller = Api(server)
-    response = caller.post(LOGIN, {"email": demo.owner_email, "password": demo.owner_password})
-    caller.token = response.headers["X-Authorization"].removeprefix("Bearer ")
-    return caller
-
-
 @pytest.fixture(params=["api_user", "dashboard_user"])
 def caller(request: pytest.FixtureRequest, server: LiveServer, demo: Demo) -> Api:
-    return logged_in(server, demo) if request.param == "api_user" else owner_of(server, demo)
+    return signed_in(server, demo) if request.param == "api_user" else owner_signed_in(server, demo)
 
 
 class B:
@@ -139,7 +132,7 @@ def test_orders_and_accounts_list_only_the_callers_own(server: LiveServer, demo:
 
 def test_reference_data_is_the_same_for_every_account(server: LiveServer, demo: Demo, b: B, caller: Api) -> None:
     query = "{ Merchants { id name } SalesChannels { id name } FulfilmentMethods { id name } }"
-    theirs = owner_of(server, b.demo)
+    theirs = owner_signed_in(server, b.demo)
     assert caller.call(query) == theirs.call(query)
 
 

@@ -31,7 +31,7 @@ from giftledger.storage.throttle import _TAKE, throttle_buckets
 from tests.api import documents
 from tests.api.till import adjustment_variables, only_error, order_variables, ref, sold
 from tests.security.helpers import isolated_server, operator, run_services, wait_for
-from tests.support import LOGIN, SECRET, Api, Demo, LiveServer, logged_in, new_demo, unchanged
+from tests.support import LOGIN, SECRET, Api, Demo, LiveServer, new_demo, signed_in, unchanged
 from tests.support import test_settings as settings_for
 
 BUDGETS = {"budget off": {"GIFTLEDGER_COST_MAXIMUM": "0"}, "budget on": {}}
@@ -49,7 +49,7 @@ def tills_server(
 @pytest.fixture
 def till(tills_server: LiveServer) -> tuple[LiveServer, Demo, Api]:
     demo = new_demo(tills_server.database_url)
-    return tills_server, demo, logged_in(tills_server, demo)
+    return tills_server, demo, signed_in(tills_server, demo)
 
 
 def _api_user_id(database_url: str, demo: Demo) -> int:

@@ -21,6 +21,8 @@ from typing import Any, Literal
 import httpx
 from graphql import FieldNode, OperationDefinitionNode, parse
 
+from tests.support import tls
+
 Action = Literal["forward", "drop_after_commit", "drop_before_forward", "unavailable", "set_token"]
 TOKEN_HEADERS = ("X-Authorization", "Authorization")
 
@@ -70,7 +72,7 @@ class LoopbackProxy:
         self.exchanges: list[Exchange] = []
         self.rules: list[Rule] = []
         self._lock = threading.Lock()
-        self._http = httpx.Client(timeout=30)
+        self._http = httpx.Client(timeout=30, verify=tls())
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
         self._server.daemon_threads = True
         self._server.proxy = self  # type: ignore[attr-defined]

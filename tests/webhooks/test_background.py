@@ -20,7 +20,7 @@ from giftledger.services import webhooks
 from giftledger.services.context import operator
 from tests.safety.helpers import start_safety_server
 from tests.safety.tills import adjustment, sell_new, send
-from tests.support import SECRET, fresh_database, logged_in, new_demo, with_services
+from tests.support import SECRET, fresh_database, new_demo, signed_in, with_services
 from tests.webhooks.receiver import receiver
 
 SEPARATE = {"GIFTLEDGER_BACKGROUND": "separate"}
@@ -56,7 +56,7 @@ def test_with_background_separate_the_server_queues_and_giftledger_work_delivers
         hooks.secret = created.secret
         server = start_safety_server(isolated, tmp_path, SEPARATE)
         try:
-            till = logged_in(server, demo)
+            till = signed_in(server, demo)
             card, _ = sell_new(till, demo, 1000)
             assert "errors" not in send(till, adjustment(demo, card, -250))
             time.sleep(IDLE_ROUNDS_S)

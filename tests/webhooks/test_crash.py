@@ -14,7 +14,7 @@ from giftledger.services import webhooks
 from giftledger.services.context import operator
 from tests.safety.helpers import start_safety_server, wait_for
 from tests.safety.tills import adjustment, sell_new, send
-from tests.support import LiveServer, fresh_database, logged_in, new_demo, with_services
+from tests.support import LiveServer, fresh_database, new_demo, signed_in, with_services
 from tests.webhooks.receiver import receiver
 
 STUCK = 60.0  # the receiver's reply delay while the sender is to die in the middle of posting
@@ -48,7 +48,7 @@ def test_kill_9_with_deliveries_in_flight_and_queued_loses_none_and_repeats_carr
             return start_safety_server(isolated, tmp_path, {"GIFTLEDGER_WEBHOOK_LEASE_SECONDS": "1"})
 
         first = start()
-        till = logged_in(first, demo)
+        till = signed_in(first, demo)
         cards = [sell_new(till, demo, 1000)[0] for _ in range(IN_FLIGHT + 3)]
         for card in cards:  # one event per card: nothing waits behind another card's
             assert "errors" not in send(till, adjustment(demo, card, -250))

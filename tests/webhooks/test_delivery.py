@@ -5,6 +5,7 @@ event is produced by the real action; the receiver sees exactly what a Toggle re
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -17,7 +18,7 @@ from giftledger.services.context import Services, operator
 from giftledger.storage.webhooks import DeliveryRow
 from tests.safety.helpers import start_safety_server
 from tests.safety.tills import adjustment, ref, reversal, sell_new, send
-from tests.support import Demo, LiveServer, fresh_database, logged_in, new_demo, with_services
+from tests.support import Demo, LiveServer, fresh_database, new_demo, signed_in, with_services
 from tests.webhooks.receiver import Receiver, receiver
 
 CREATED_AT = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
@@ -71,6 +72,17 @@ def log_of(database: str, demo: Demo, endpoint_id: int) -> list[DeliveryRow]:
     return rows
 
 
+def settled_log(database: str, demo: Demo, endpoint_id: int, timeout: float = 20.0) -> list[DeliveryRow]:
+    """The endpoint's delivery log once none is queued (or at the deadline): the sender records a reply after the
+    receiver gave it, so the log can be a moment behind what the receiver holds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        log = log_of(database, demo, endpoint_id)
+        if all(d.state != "queued" for d in log) or time.monotonic() > deadline:
+            return log
+        time.sleep(0.05)
+
+
 def envelope(event: dict[str, Any], event_type: str) -> dict[str, Any]:
     """The event's data object, once its envelope is checked."""
     assert set(event) == {"id", "object", "api_version", "webhook_version", "created_at", "type", "data"}
@@ -90,7 +102,7 @@ def test_till_movements_over_http_give_card_balance_adjusted_signed_as_toggle_si
 ) -> None:
     demo = new_demo(database)
     endpoint_id = subscribe(database, demo, hooks, "card.balance_adjusted")
-    till = logged_in(live, demo)
+    till = signed_in(live, demo)
     card, _ = sell_new(till, demo, 2500)  # a sale is order.created's, not a balance adjustment
     redeemed = send(till, adjustment(demo, card, -700, reference="pay-1-" + ref("r")))
     assert "errors" not in redeemed
@@ -136,7 +148,7 @@ def test_till_movements_over_http_give_card_balance_adjusted_signed_as_toggle_si
         "iso_currency_code": "GBP",
     }
     assert cards[0]["product"]["object"] == "product" and cards[0]["pin"] is None
-    log = log_of(database, demo, endpoint_id)
+    log = settled_log(database, demo, endpoint_id)
     assert [(d.event_id, d.event_type, d.state, d.attempts, d.last_status) for d in log] == [
         (i, "card.balance_adjusted", "sent", 1, 200) for i in reversed(ids)
     ]
@@ -147,7 +159,7 @@ def test_sales_cancellations_and_emails_give_order_and_card_events(
 ) -> None:
     demo = new_demo(database)
     subscribe(database, demo, hooks)  # every event
-    till = logged_in(live, demo)
+    till = signed_in(live, demo)
     item = {
         "product_id": demo.product_id,
         "custom_price_modifier_value": 3000,
@@ -242,13 +254,13 @@ def test_a_failed_delivery_is_retried_until_the_receiver_takes_it_with_the_same_
     demo = new_demo(database)
     endpoint_id = subscribe(database, demo, hooks, "card.balance_adjusted")
     hooks.fail_next = 2
-    till = logged_in(live, demo)
+    till = signed_in(live, demo)
     card, _ = sell_new(till, demo, 1000)
     send(till, adjustment(demo, card, -100))
     got = hooks.wait_for(lambda g: len(g) >= 3, what="two failures and a success")
     assert [g.status for g in got] == [500, 500, 200]
     assert len({g.body for g in got}) == 1 and all(g.verified for g in got)
-    [delivery] = log_of(database, demo, endpoint_id)
+    [delivery] = settled_log(database, demo, endpoint_id)
     assert (delivery.event_id, delivery.state, delivery.attempts, delivery.last_status, delivery.last_response) == (
         got[0].event["id"],
         "sent",
@@ -268,8 +280,8 @@ def test_events_of_one_card_arrive_in_the_order_they_happened_under_concurrent_r
     # overtake it; and the receiver is slow, so that several deliveries would be in flight at once without the rule
     hooks.fail_next = 1
     hooks.delay = 0.02
-    card, _ = sell_new(logged_in(live, demo), demo, 5000)
-    tills = [logged_in(live, demo) for _ in range(6)]
+    card, _ = sell_new(signed_in(live, demo), demo, 5000)
+    tills = [signed_in(live, demo) for _ in range(6)]
 
     def redeem(n: int) -> None:
         assert "errors" not in send(tills[n % 6], adjustment(demo, card, -100))
@@ -289,7 +301,7 @@ def test_a_replaced_card_gives_its_transfers_and_card_reference_updated(
 ) -> None:
     demo = new_demo(database)
     subscribe(database, demo, hooks, "card.card_reference_updated", "card.balance_adjusted")
-    till = logged_in(live, demo)
+    till = signed_in(live, demo)
     card, _ = sell_new(till, demo, 2000)
 
     async def replace(s: Services) -> str:
