@@ -24,8 +24,9 @@ from tests.lifecycle.helpers import due_cards
 from tests.support import SECRET, Demo
 
 CARDS = 2000
-BATCH = "5"  # cards per statement: 400 statements, each committed, so the kill lands in the middle (with 20 a loaded
-# machine once saw the whole run end between the first batch seen and the kill)
+BATCH = "2"  # cards per statement: 1,000 statements, each committed, so the kill lands in the middle (with 20, and
+# with 5 once the ledger's inserts lost their foreign keys, a loaded machine saw the whole run end between the
+# first batch seen and the kill)
 
 
 def _expire(database_url: str) -> subprocess.Popen[bytes]:
