@@ -36,3 +36,10 @@ end
 function card_reference(n)
   return string.format("B%012d", n)
 end
+
+-- createBalanceAdjustment as a till sends it (redeem.lua, redeem_group.lua)
+redeem_query = "mutation($currency:String,$value:Int,$card_reference:String!,$unit_epos_reference:String!,"
+  .. "$merchant_id:Int!,$merchant_transaction_reference:String){createBalanceAdjustment(currency:$currency,"
+  .. "card_reference:$card_reference,value:$value,unit_epos_reference:$unit_epos_reference,"
+  .. "merchant_id:$merchant_id,merchant_transaction_reference:$merchant_transaction_reference)"
+  .. "{id value LineItem{Card{balance}}}}"

@@ -1,11 +1,7 @@
 -- createBalanceAdjustment(-1) as redeem.lua, each request from one of a group's API users at its own site, chosen
 -- at random: BENCH_TOKENS and BENCH_EPOS_LIST (comma-separated, in step) name them.
 dofile(os.getenv("BENCH_WRK_DIR") .. "/common.lua")
-local query = "mutation($currency:String,$value:Int,$card_reference:String!,$unit_epos_reference:String!,"
-  .. "$merchant_id:Int!,$merchant_transaction_reference:String){createBalanceAdjustment(currency:$currency,"
-  .. "card_reference:$card_reference,value:$value,unit_epos_reference:$unit_epos_reference,"
-  .. "merchant_id:$merchant_id,merchant_transaction_reference:$merchant_transaction_reference)"
-  .. "{id value LineItem{Card{balance}}}}"
+local query = redeem_query
 
 local function split(text)
   local found = {}
