@@ -13,24 +13,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
-from giftledger.app import build_services  # noqa: E402
-from giftledger.config import Settings  # noqa: E402
-from giftledger.services import setup  # noqa: E402
-from giftledger.storage import migrate  # noqa: E402
+from standalone import SECRET, new_account, postgres  # noqa: E402
 
-SECRET = "bench-secret-key-" + "x" * 40
 HEADER = (
     "card_number,pin,balance,discount,expiry_date,purchaser_name,purchaser_email,recipient_name,recipient_email,notes"
 )
@@ -61,15 +55,6 @@ def write_csv(path: Path, rows: int) -> None:
             )
 
 
-async def new_account(database_url: str) -> int:
-    services = build_services(Settings(database_url=database_url, secret_key=SECRET, environment="test"))
-    try:
-        await migrate.upgrade(services.db.engine)
-        return await setup.create_account(services, f"Import bench {uuid.uuid4().hex[:6]}")
-    finally:
-        await services.db.dispose()
-
-
 def run_import(database_url: str, account_id: int, path: Path, rows: int) -> Imported:
     env = {
         **os.environ,
@@ -92,7 +77,7 @@ def run_import(database_url: str, account_id: int, path: Path, rows: int) -> Imp
 
 
 def measure(database_url: str, rows: int) -> Imported:
-    account_id = asyncio.run(new_account(database_url))
+    account_id = asyncio.run(new_account(database_url, "Import bench"))
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "cards.csv"
         write_csv(path, rows)
@@ -112,18 +97,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=100_000)
     args = parser.parse_args()
-    configured = os.environ.get("TEST_DATABASE_URL")
-    if configured:
-        print(describe(measure(configured, args.rows)))
-        return
-    from giftledger.storage.embedded import embedded_server
-
-    directory = Path(tempfile.mkdtemp(prefix="giftledger-import-bench-"))
-    try:
-        with embedded_server(directory) as url:
-            print(describe(measure(url, args.rows)))
-    finally:
-        shutil.rmtree(directory, ignore_errors=True)
+    with postgres() as url:
+        print(describe(measure(url, args.rows)))
 
 
 if __name__ == "__main__":

@@ -15,12 +15,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -30,12 +28,8 @@ import asyncpg
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
-from giftledger.app import build_services  # noqa: E402
-from giftledger.config import Settings  # noqa: E402
-from giftledger.services import setup  # noqa: E402
-from giftledger.storage import migrate  # noqa: E402
+from standalone import SECRET, new_account, postgres  # noqa: E402
 
-SECRET = "bench-secret-key-" + "x" * 40
 TARGET_RSS_MB = 150
 POINTONE = 60
 SEED = """
@@ -89,12 +83,7 @@ class Exported:
 
 async def seed(database_url: str, rows: int) -> int:
     """A new account holding `rows` line items (a multiple of 10); its id."""
-    services = build_services(Settings(database_url=database_url, secret_key=SECRET, environment="test"))
-    try:
-        await migrate.upgrade(services.db.engine)
-        account_id = await setup.create_account(services, f"Export bench {uuid.uuid4().hex[:6]}")
-    finally:
-        await services.db.dispose()
+    account_id = await new_account(database_url, "Export bench")
     conn = await asyncpg.connect(database_url)
     try:
         async with conn.transaction():
@@ -164,18 +153,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=1_000_000)
     args = parser.parse_args()
-    configured = os.environ.get("TEST_DATABASE_URL")
-    if configured:
-        print(describe(measure(configured, args.rows)))
-        return
-    from giftledger.storage.embedded import embedded_server
-
-    directory = Path(tempfile.mkdtemp(prefix="giftledger-export-bench-"))
-    try:
-        with embedded_server(directory) as url:
-            print(describe(measure(url, args.rows)))
-    finally:
-        shutil.rmtree(directory, ignore_errors=True)
+    with postgres() as url:
+        print(describe(measure(url, args.rows)))
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ files in the run's metrics directory). Exits non-zero when a counter does not ma
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import sys
 import tempfile
@@ -20,8 +19,6 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -33,27 +30,12 @@ sys.path.insert(0, str(ROOT))
 
 from prometheus_client import CollectorRegistry, multiprocess  # noqa: E402
 from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
+from standalone import postgres  # noqa: E402
 from tests.api import documents  # noqa: E402
 from tests.api.till import adjustment_variables, order_variables  # noqa: E402
 from tests.support import fresh_database, new_demo, start_server  # noqa: E402
 
-from giftledger.storage.embedded import embedded_server  # noqa: E402
-
 Key = tuple[str, tuple[tuple[str, str], ...]]
-
-
-@contextmanager
-def postgres() -> Iterator[str]:
-    configured = os.environ.get("TEST_DATABASE_URL")
-    if configured:
-        yield configured
-        return
-    directory = Path(tempfile.mkdtemp(prefix="giftledger-bench-pg-"))
-    try:
-        with embedded_server(directory) as url:
-            yield url
-    finally:
-        shutil.rmtree(directory, ignore_errors=True)
 
 
 def samples(families: Any) -> dict[Key, float]:
