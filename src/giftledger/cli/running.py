@@ -25,7 +25,7 @@ def settings_from(ctx: click.Context) -> Settings:
 
 
 def run_with_services(ctx: click.Context, work: Callable[[Services], Awaitable[T]]) -> T:
-    """Migrate if needed, run one piece of work against the services, close the database."""
+    """Migrate if needed, run one piece of work against the services, close the database (and the replica's)."""
     settings = settings_from(ctx)
 
     async def _main() -> T:
@@ -34,7 +34,7 @@ def run_with_services(ctx: click.Context, work: Callable[[Services], Awaitable[T
             await migrate_database(services)
             return await work(services)
         finally:
-            await services.db.dispose()
+            await services.dispose()
 
     try:
         return asyncio.run(_main())

@@ -16,8 +16,9 @@ import signal
 
 import click
 
-from giftledger.app import Background, build_services, migrate_database
-from giftledger.cli.running import settings_from
+from giftledger.app import Background
+from giftledger.cli.running import run_with_services
+from giftledger.services.context import Services
 
 log = logging.getLogger("giftledger")
 
@@ -37,28 +38,22 @@ def work(ctx: click.Context, nice: int) -> None:
     from giftledger import logs
 
     logs.configure()
-    settings = settings_from(ctx)
-    if nice:
-        os.nice(nice)
 
-    async def _main() -> None:
-        services = build_services(settings)
-        try:
-            await migrate_database(services)
-            stopping = asyncio.Event()
-            loop = asyncio.get_running_loop()
-            for signum in (signal.SIGTERM, signal.SIGINT):
-                loop.add_signal_handler(signum, stopping.set)
-            background = Background(services)
-            background.start()
-            log.info("working", extra={"pid": os.getpid(), "niceness": os.nice(0)})
-            await stopping.wait()
-            log.info("stopping: finishing what this process holds")
-            await background.stop()
-        finally:
-            await services.dispose()
+    async def _work(services: Services) -> None:
+        if nice:  # only this process: the embedded server, when it started one, keeps its priority
+            os.nice(nice)
+        stopping = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stopping.set)
+        background = Background(services)
+        background.start()
+        log.info("working", extra={"pid": os.getpid(), "niceness": os.nice(0)})
+        await stopping.wait()
+        log.info("stopping: finishing what this process holds")
+        await background.stop()
 
-    asyncio.run(_main())
+    run_with_services(ctx, _work)
 
 
 def register(cli: click.Group) -> None:
