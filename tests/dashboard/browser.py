@@ -91,7 +91,13 @@ class Dashboard:
         page.wait_for_url(re.compile(r".*/$"))
 
     def nav(self, label: str) -> None:
-        self.page.get_by_role("navigation", name="Main").get_by_role("link", name=label, exact=True).click()
+        """Follow a main menu link and wait until its page is the one shown (a click does not wait for that)."""
+        link = self.page.get_by_role("navigation", name="Main").get_by_role("link", name=label, exact=True)
+        href = link.get_attribute("href")
+        assert href
+        link.click()
+        self.page.wait_for_url(re.compile(rf"^[^?#]*{re.escape(href.split('?')[0])}([?#].*)?$"))
+        self.page.wait_for_load_state()
 
     def notice(self) -> str:
         return self.page.get_by_role("status").inner_text()
