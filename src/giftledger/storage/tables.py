@@ -36,7 +36,7 @@ from sqlalchemy import (
     text,
 )
 
-from giftledger.domain.ledger import MAX_BALANCE
+from giftledger.domain.ledger import MAX_BALANCE, LineItemType
 
 Id = BigInteger
 Money = BigInteger
@@ -336,6 +336,14 @@ line_items = Table(
         postgresql_where=text("reverses_line_item_id IS NOT NULL"),
     ),
     Index("ix_line_items_account_card", "account_id", "card_id"),
+    # a card's sales, the latest first (its purchaser, the card list): only sales are in it (migration 0013)
+    Index(
+        "ix_line_items_card_sales",
+        "account_id",
+        "card_id",
+        "id",
+        postgresql_where=text(f"type_id = {int(LineItemType.SALE)}"),
+    ),
     Index("ix_line_items_account_transaction", "account_id", "transaction_id"),
     Index("ix_line_items_account_created", "account_id", "created_at"),
 )
