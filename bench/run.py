@@ -867,7 +867,8 @@ def webhooked(bench: Bench, tmp: Path) -> None:
             server, url = start_giftledger(bench, tmp / f"webhooks-{mode}.log", {**NO_BUDGET, **background})
             worker = start_worker(bench, tmp / "worker.log", background) if mode == "separate" else None
             try:
-                webhook_pairs(bench, url, server.pid, endpoint.id, mode)
+                senders = worker.pid if worker is not None else server.pid
+                webhook_pairs(bench, url, server.pid, endpoint.id, mode, senders, receiver.pid)
             finally:
                 stop(server)
                 if worker is not None:
@@ -876,22 +877,31 @@ def webhooked(bench: Bench, tmp: Path) -> None:
         stop(receiver)
 
 
-def webhook_pairs(bench: Bench, url: str, pid: int, endpoint_id: int, mode: str) -> None:
-    """Alternating runs without and with the endpoint (disabled before and after)."""
+def webhook_pairs(bench: Bench, url: str, pid: int, endpoint_id: int, mode: str, senders: int, receiver: int) -> None:
+    """Alternating runs without and with the endpoint (disabled before and after). The CPU per delivery of the
+    processes that send (`senders`: `giftledger work`, or the server, which also serves the tills) and of the
+    receiver, over the run with the endpoint and its drain."""
     for _ in range(max(1, bench.repeat)):
         without = run_wrk(bench, "redeem.lua", url, 8, pid)
         without.operation, without.note = f"redeem (no webhook, {mode})", "alternating with the next row"
         bench.rows.append(without)
         asyncio.run(webhook_delivery.switch(bench.database_url, SECRET, bench.account_id, endpoint_id, True))
+        parts = {"receiver": process_tree(receiver), "sender": process_tree(senders)}
+        spent = {name: cpu_seconds(pids) for name, pids in parts.items()}
         began = asyncio.run(webhook_delivery.now(bench.database_url))
         with_ = run_wrk(bench, "redeem.lua", url, 8, pid)
         ended = asyncio.run(webhook_delivery.now(bench.database_url))
         done = asyncio.run(webhook_delivery.delivered(bench.database_url, began, ended))
         drain = asyncio.run(webhook_delivery.wait_drained(bench.database_url))
+        drained = asyncio.run(webhook_delivery.now(bench.database_url))
+        total = asyncio.run(webhook_delivery.delivered(bench.database_url, began, drained)).sent
+        per = {name: (cpu_seconds(pids) - spent[name]) * 1000 / max(total, 1) for name, pids in parts.items()}
+        sender = "`giftledger work`" if senders != pid else "server (tills included)"
         with_.operation = f"redeem (webhook subscribed, {mode})"
         with_.note = (
             f"one endpoint, card.balance_adjusted: {done.sent / (ended - began).total_seconds():,.0f} "
-            f"deliveries/s sent meanwhile, {done.queued:,} queued at its end, drained after in {drain:.1f} s"
+            f"deliveries/s sent meanwhile, {done.queued:,} queued at its end, drained after in {drain:.1f} s; "
+            f"CPU per delivery: {sender} {per['sender']:.2f} ms, receiver {per['receiver']:.2f} ms"
         )
         with_.errors += done.failed
         bench.rows.append(with_)
