@@ -15,8 +15,9 @@ from giftledger.domain import card_numbers, validity
 from giftledger.domain.catalogue import POINTONE
 from giftledger.domain.errors import NOT_EXPECTED, ValidationFailed
 from giftledger.domain.permissions import Role
+from giftledger.services import card_pins
 from giftledger.services.adjustments import AdjustmentRequest, adjust_balance
-from giftledger.services.context import Services
+from giftledger.services.context import Services, operator
 from giftledger.services.reversals import ReversalItem, ReversalRequest, reverse_line_items
 from giftledger.storage.tables import cards, line_items, transactions
 from tests.dashboard.browser import off_loop
@@ -202,3 +203,45 @@ async def test_only_a_team_member_names_the_site(services: Services, demo: Demo,
         await adjust_balance(services, owner, AdjustmentRequest(card, -100, "GBP", None, POINTONE, None, site_id=site))
     assert refused.value.fields == {"merchant_id": [NOT_EXPECTED]}
     assert off_loop(snapshot, database_url, demo.account_id) == before
+
+
+async def test_a_sale_shows_its_generated_pin_once(web: Web, services: Services, demo: Demo) -> None:
+    """A product that generates a PIN: the sale's reply is the receipt with the PIN (the stored hash verifies it);
+    the receipt's own page, and every later page, never shows it."""
+    owner = await person(services, demo, Role.STORE_OWNER)
+    await card_pins.set_product_pin_digits(services, operator(demo.account_id), demo.product_id, 6)
+    site = sorted((await site_ids(services, demo)).values())[0]
+    await web.log_in(owner.name, PASSWORD)
+    card = demo.card_references[1]
+
+    sold = await web.post(
+        f"/pos/{site}/sell", {"card_reference": card, "product_id": str(demo.product_id), "amount": "20"}
+    )
+    assert sold.status_code == 200, text_of(sold.text)
+    assert sold.headers["cache-control"] == "no-store"
+    [pin] = re.findall(r'data-testid="pos-pin">(\d+)<', sold.text)
+    assert len(pin) == 6
+    assert "it is shown only now and cannot be shown again" in text_of(sold.text)
+    async with services.db.read() as conn:
+        row = (
+            await conn.execute(
+                select(cards.c.id, cards.c.pin_hash, cards.c.balance).where(
+                    cards.c.account_id == demo.account_id, cards.c.card_reference == card
+                )
+            )
+        ).one()
+        [sale] = (
+            await conn.execute(
+                select(line_items.c.id).where(
+                    line_items.c.account_id == demo.account_id, line_items.c.card_id == row.id
+                )
+            )
+        ).scalars()
+    assert row.balance == 2000
+    assert card_pins.hasher(services).verify(row.pin_hash, demo.account_id, card, pin)
+    assert await booked(services, sale) == (2000, site, owner.id, None, None)
+
+    again = await web.get(f"/pos/{site}/line-items/{sale}")
+    assert again.status_code == 200
+    assert "Balance now £20.00" in text_of(again.text)
+    assert 'data-testid="pos-pin"' not in again.text and pin not in again.text

@@ -192,7 +192,12 @@ def routes(dashboard: Dashboard) -> list[Route]:
         except DomainError as error:
             return await refused(page, "sell", _with_typing(error, problems))
         [line] = order.line_items
-        page.note(card_id=line.item.card_id)
+        page.note(card_id=line.item.card_id)  # never its PIN
+        if line.card.pin is not None:
+            # The card's product generates a PIN, and this is the one time it exists in clear (services/card_pins):
+            # the receipt with it is this reply (not stored: every page is no-store), not a page to come back to.
+            receipt = await pos_mode.receipt(page.services, page.principal, line.item.id)
+            return await screen(page, action="receipt", receipt=receipt, pin=line.card.pin)
         return page.redirect(f"/pos/{site_id}/line-items/{line.item.id}")
 
     async def _receipt(page: Page) -> pos_mode.Receipt:
