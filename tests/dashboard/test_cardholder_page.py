@@ -23,12 +23,15 @@ from sqlalchemy import func, select
 from starlette.applications import Starlette
 
 from giftledger.auth.handed_out import stored_hash
+from giftledger.domain import time_zones
 from giftledger.domain.branding import DEFAULT_COLOUR
 from giftledger.domain.catalogue import POINTONE
 from giftledger.domain.permissions import Role
+from giftledger.domain.time_zones import DEFAULT_TIME_ZONE
 from giftledger.outbound.emails import qr_png
 from giftledger.security_headers import DASHBOARD_CSP
-from giftledger.services.context import Principal, Services
+from giftledger.services import account_time_zone
+from giftledger.services.context import Principal, Services, operator
 from giftledger.services.sales import OrderItem, OrderRequest, sell_cards
 from giftledger.services.views import OrderView
 from giftledger.storage.audit import AuditEventRow, AuditFilter, AuditLog, audit_events
@@ -157,7 +160,9 @@ def summary(event: AuditEventRow) -> tuple[Any, ...]:
     return (event.operation, event.outcome, event.error_code, json.loads(event.detail) if event.detail else None)
 
 
-def when(at: datetime) -> str:
+def when(at: datetime, zone: str = DEFAULT_TIME_ZONE) -> str:
+    """How the page shows a time: in the account's zone (the demo's: Europe/London)."""
+    at = time_zones.local(at, zone)
     return f"{at.strftime('%-d %b %Y')} {at.strftime('%H:%M')}"
 
 
@@ -224,6 +229,21 @@ async def test_a_sale_by_email_makes_a_page_with_the_exact_balance_and_history(
         [when(payment.item.created_at), f"Payment at {payment.item.site_name} cancelled", "-£10.05"],
         [when(gift.sale.created_at), f"Gift card purchase at {site}", "+£25.50"],
     ]
+
+
+async def test_times_are_in_the_accounts_time_zone(app: Starlette, services: Services, demo: Demo) -> None:
+    """The history's times are the merchant's wall-clock times, and the page says which zone they are in."""
+    await account_time_zone.set_time_zone(services, operator(demo.account_id), "America/New_York")
+    gift = await e_gift_sale(services, await till(services, demo), demo, 1200)
+    page = await Web(app).get(f"/c/{gift.token}")
+    assert page.status_code == 200, page.text
+    local = time_zones.local(gift.sale.created_at, "America/New_York")
+    assert local.utcoffset() != gift.sale.created_at.utcoffset()  # a zone that is not UTC today
+    assert rows(page.text, "history") == [
+        [f"{local:%-d %b %Y} {local:%H:%M}", f"Gift card purchase at {gift.sale.site_name}", "+£12.00"]
+    ]
+    assert f'<time datetime="{local.isoformat(timespec="seconds")}">' in page.text
+    assert shown(page.text, "time-zone") == "Times are in America/New_York time."
 
 
 async def demo_name(services: Services, demo: Demo) -> str:

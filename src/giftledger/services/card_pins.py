@@ -1,6 +1,7 @@
 """Card PINs: generated on a sale when the card's product asks for one (4 to 8 digits, `products.pin_digits`),
 kept only as a keyed hash (auth/pins.py), and shown once: in the sale's reply (the API's `Card.pin` in
-createOrder's reply, POS Mode's sale receipt) and in the card's e-gift email. Nothing can show a PIN again; tills never need one."""
+createOrder's reply, POS Mode's sale receipt) and in the card's e-gift email. Nothing can show a PIN again;
+tills never need one."""
 
 from __future__ import annotations
 

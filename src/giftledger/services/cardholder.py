@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 
 from giftledger.auth.handed_out import stored_hash
-from giftledger.domain import branding
+from giftledger.domain import branding, time_zones
 from giftledger.domain.errors import NotFound
 from giftledger.domain.ledger import LineItemType
 from giftledger.domain.records import CardRow, LineItemRow
@@ -47,7 +47,7 @@ MOVEMENTS: dict[int, str] = {
 class Movement:
     what: str
     value: int  # pence: positive adds value to the card, negative takes it off
-    at: datetime
+    at: datetime  # in the account's time zone
     site: str | None
     cancelled: bool  # reversed since
 
@@ -64,6 +64,7 @@ class CardPage:
     balance: int | None  # pence; None when no longer valid
     expires_at: date | None  # the last day it may be used (it expires at 03:00 the next day)
     history: list[Movement]  # newest first
+    time_zone: str  # the account's, which the page's times are in
 
 
 @dataclass(frozen=True)
@@ -122,7 +123,13 @@ async def card_page(services: Services, token: str) -> CardPage:
     card = found.card
     by_id = {i.id: i for i in found.period}
     history = [
-        Movement(_label(i, by_id), i.value, i.created_at, i.site_name, i.reversed_by_line_item_id is not None)
+        Movement(
+            _label(i, by_id),
+            i.value,
+            time_zones.local(i.created_at, found.time_zone),
+            i.site_name,
+            i.reversed_by_line_item_id is not None,
+        )
         for i in reversed(found.period)
     ]
     colour = _colour(found.branding)
@@ -137,6 +144,7 @@ async def card_page(services: Services, token: str) -> CardPage:
         balance=card.balance if found.valid else None,
         expires_at=shown_expiry_date(card.expiry_time, found.time_zone) if card.expiry_time else None,
         history=history,
+        time_zone=found.time_zone,
     )
 
 
