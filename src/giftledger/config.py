@@ -76,6 +76,7 @@ class Settings:
     webhook_retry_seconds: int = 60  # the first retry's delay; each later one doubles, up to 6 hours
     webhook_lease_seconds: int = 60  # how long a sender holds a delivery it is posting
     background: str = IN_SERVE  # or SEPARATE: `giftledger work` runs the outbox, expiry and exports (app.py)
+    export_retention_days: int = 7  # an export's file is deleted this long after it was written (services/exports)
     data_dir: Path = DEFAULT_DATA_DIR
     metrics_token: str | None = None  # /metrics needs it as a bearer token; None: loopback clients only
     extra: Mapping[str, str] = field(default_factory=dict)
@@ -223,5 +224,6 @@ def load_settings(env: Mapping[str, str] | None = None, *, database_url: str | N
         webhook_retry_seconds=number("WEBHOOK_RETRY_SECONDS", 60),
         webhook_lease_seconds=number("WEBHOOK_LEASE_SECONDS", 60, minimum=1),
         background=background,
+        export_retention_days=number("EXPORT_RETENTION_DAYS", 7),
         metrics_token=metrics_token,
     )

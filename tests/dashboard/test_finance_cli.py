@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from sqlalchemy import update
 
 from giftledger.app import build_services, create_app
 from giftledger.cli import exports as exports_cli
@@ -23,6 +24,7 @@ from giftledger.domain.ledger import LineItemType
 from giftledger.domain.permissions import Role
 from giftledger.services import exports, finance, reports
 from giftledger.services.context import Principal, Services, operator
+from giftledger.storage.exports import export_jobs
 from tests.dashboard.helpers import person, redeem, sell, till
 from tests.dashboard.test_finance_exports import AROUND, ZONE, story
 from tests.dashboard.test_http import owner_web
@@ -264,3 +266,51 @@ async def unchanged(services: Services, account_id: int) -> AsyncIterator[None]:
     before = await exports.export_jobs(services, operator(account_id))
     yield
     assert await exports.export_jobs(services, operator(account_id)) == before
+
+
+def test_an_exports_file_is_deleted_after_its_retention(pg_base_url: str, tmp_path: Path) -> None:
+    """A queued export's file is kept `export_retention_days` (here 7) after it was written, then deleted by the
+    exporter's sweep: the page says it expired, and its download says so (404). One written since is kept."""
+    with fresh_database(pg_base_url) as database_url:  # its own: no other test's exports to sweep
+        asyncio.run(_retention(database_url, tmp_path))
+
+
+async def _retention(database_url: str, tmp_path: Path) -> None:
+    demo = await asyncio.to_thread(new_demo, database_url)
+    app = create_app(settings_for(database_url, data_dir=tmp_path))
+    services: Services = app.state.services
+    try:
+        web = await owner_web(app, services, demo, Role.FINANCIAL_MANAGER)
+        start, end = (d.isoformat() for d in AROUND)
+        jobs = []
+        for kind in ("cards", "orders"):
+            queued = await web.post("/data/exports", {"kind": kind, "start": start, "end": end})
+            jobs.append(int(queued.headers["location"].rsplit("-", 1)[1]))
+            assert (await exports.run_one(services)) is not None
+        old, new = jobs
+        files = sorted(p.name for p in (tmp_path / "exports" / str(demo.account_id)).iterdir())
+        assert files == [f"{old}-cards-{start}-to-{end}.csv", f"{new}-orders-{start}-to-{end}.csv"]
+        page = await web.get("/data/exports")
+        assert "can be downloaded for 7 days after it is ready" in page.text
+
+        async with services.db.transaction() as conn:  # the cards export was written 7 days and a minute ago
+            await conn.execute(
+                update(export_jobs)
+                .where(export_jobs.c.id == old)
+                .values(finished_at=datetime.now(UTC) - timedelta(days=7, minutes=1))
+            )
+        assert await exports.remove_expired(services, datetime.now(UTC)) == 1
+        assert await exports.remove_expired(services, datetime.now(UTC)) == 0  # nothing twice
+        files = sorted(p.name for p in (tmp_path / "exports" / str(demo.account_id)).iterdir())
+        assert files == [f"{new}-orders-{start}-to-{end}.csv"]
+        shown = {row[0]: row[3:] for row in rows((await web.get("/data/exports")).text, "exports")}
+        assert shown == {
+            "Orders": ["Ready", "0", "Download CSV"],
+            "Cards": ["Expired: its file was deleted 7 days after it was written", "0", ""],
+        }
+        gone = await web.get(f"/data/exports/{old}/download")
+        assert gone.status_code == 404
+        assert "This export has expired (files are kept for 7 days): export it again." in gone.text
+        assert (await web.get(f"/data/exports/{new}/download")).status_code == 200
+    finally:
+        await services.dispose()

@@ -9,6 +9,9 @@ Line Items, Transactions, Balance Adjustments, Discounts and the Liability, as C
   that claims queued jobs one at a time, writes the file under `$GIFTLEDGER_DATA_DIR/exports/<account>/`, records
   the rows written after each chunk (the page's progress) and, when done, the file to download. A job whose
   process died is taken up again by another once its lease runs out. The command line writes the file itself.
+- A queued export's file holds cardholders' names and email addresses: the exporter deletes it
+  `export_retention_days` (GIFTLEDGER_EXPORT_RETENTION_DAYS, 7) after it was written, looking every `SWEEP_S`,
+  and the job shows as expired (`remove_expired`). Files the command line writes are the operator's.
 - Text a spreadsheet would run as a formula gets a leading `'` (`reports.spreadsheet_text`, shared with the
   reports page's CSV)."""
 
@@ -24,6 +27,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from enum import StrEnum
 from pathlib import Path
+from time import monotonic
 from typing import Any
 
 from giftledger.domain.catalogue import FULFILMENT_METHODS, SALES_CHANNELS
@@ -37,8 +41,8 @@ from giftledger.services.context import Principal, Services
 from giftledger.services.reports import END_BEFORE_START, spreadsheet_text
 from giftledger.storage.clock import utcnow
 from giftledger.storage.database import Record
+from giftledger.storage.exports import EXPIRED, ExportJob, ExportQueue, ExportReader, Key
 from giftledger.storage.exports import FIRST as FIRST_KEY
-from giftledger.storage.exports import ExportJob, ExportQueue, ExportReader, Key
 from giftledger.storage.people import Directory
 
 log = logging.getLogger("giftledger.exports")
@@ -46,6 +50,7 @@ log = logging.getLogger("giftledger.exports")
 CHUNK = 5_000  # rows per statement
 LEASE = timedelta(minutes=2)  # renewed after every chunk; a job whose worker died is taken up after it
 POLL_S = 1.0
+SWEEP_S = 600.0  # how often an exporter deletes the files past their retention
 UNKNOWN_KIND = "Choose one of: {kinds}."
 AT_REQUIRED = "The liability is as of a moment: give a date and time."
 NOT_A_MOMENT = "Enter a date and time as YYYY-MM-DD HH:MM."
@@ -446,12 +451,37 @@ async def export_file(services: Services, principal: Principal, job_id: int) -> 
     principal.require(Permission.REPORT_READ)
     async with services.unit_of_work(principal) as uow:
         job = await ExportQueue(uow.conn).get(principal.account_id, job_id)
+    if job is not None and job.state == EXPIRED:
+        days = services.settings.export_retention_days
+        raise NotFound(f"This export has expired (files are kept for {days} days): export it again.")
     if job is None or job.file_name is None:
         raise NotFound("There is no such export ready to download.")
-    path = export_directory(services, job.account_id) / f"{job.id}-{job.file_name}"
+    path = _path(services, job)
     if not path.exists():
         raise NotFound("This export's file is no longer there: export it again.")
     return path, job.file_name
+
+
+def _path(services: Services, job: ExportJob) -> Path:
+    return export_directory(services, job.account_id) / f"{job.id}-{job.file_name}"
+
+
+async def remove_expired(services: Services, now: datetime) -> int:
+    """Delete the files of exports written more than `export_retention_days` before `now` and mark their jobs
+    expired; how many. A file is deleted before its job is marked: a job never shows as ready without its file
+    for longer than one sweep, and one whose marking failed is found, and marked, again."""
+    before = now - timedelta(days=services.settings.export_retention_days)
+    removed = 0
+    while True:
+        async with services.db.read() as conn:
+            due = await ExportQueue(conn).written_before(before)
+        if not due:
+            return removed
+        for job in due:
+            _path(services, job).unlink(missing_ok=True)
+        async with services.db.transaction() as conn:
+            await ExportQueue(conn).expire([job.id for job in due])
+        removed += len(due)
 
 
 def _request_of(job: ExportJob) -> ExportRequest:
@@ -520,9 +550,14 @@ class Exporter:
                 await self._task
 
     async def _run(self) -> None:
+        swept = -SWEEP_S
         while not self._stop.is_set():
             try:
                 ran = await run_one(self._services)
+                if ran is None and monotonic() - swept >= SWEEP_S:
+                    swept = monotonic()
+                    if removed := await remove_expired(self._services, utcnow()):
+                        log.info("export files past their retention deleted", extra={"exports": removed})
             except Exception:
                 log.exception("the exporter failed a round; trying again")
                 ran = None

@@ -39,7 +39,7 @@ from giftledger.storage.clock import as_utc
 from giftledger.storage.database import Database, Record
 from giftledger.storage.tables import Id, metadata
 
-QUEUED, RUNNING, DONE, FAILED = "queued", "running", "done", "failed"
+QUEUED, RUNNING, DONE, FAILED, EXPIRED = "queued", "running", "done", "failed", "expired"
 
 export_jobs = Table(
     "export_jobs",
@@ -59,9 +59,11 @@ export_jobs = Table(
     Column("locked_until", DateTime(timezone=True)),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("finished_at", DateTime(timezone=True)),
-    CheckConstraint("state IN ('queued', 'running', 'done', 'failed')", name="state_known"),
+    # expired: done, and its file deleted after the retention (migration 0014)
+    CheckConstraint("state IN ('queued', 'running', 'done', 'failed', 'expired')", name="state_known"),
     Index("ix_export_jobs_account_created", "account_id", "created_at"),
     Index("ix_export_jobs_due", "id", postgresql_where=text("state IN ('queued', 'running')")),
+    Index("ix_export_jobs_done", "finished_at", postgresql_where=text("state = 'done'")),
 )
 
 # The key every chunk resumes after: (time, id) for exports in time order, (None, id) for those in id order.
@@ -500,6 +502,22 @@ class ExportQueue:
                 finished_at=now,
                 locked_until=None,
             )
+        )
+
+    async def written_before(self, moment: datetime, limit: int = 100) -> list[ExportJob]:
+        """Finished exports (across accounts) whose file was written before `moment`, oldest first."""
+        rows = await self._conn.execute(
+            select(*export_jobs.c)
+            .where(export_jobs.c.state == DONE, export_jobs.c.finished_at < moment)
+            .order_by(export_jobs.c.finished_at)
+            .limit(limit)
+        )
+        return [_job(r) for r in rows.all()]
+
+    async def expire(self, job_ids: list[int]) -> None:
+        """These finished exports' files are gone."""
+        await self._conn.execute(
+            update(export_jobs).where(export_jobs.c.id.in_(job_ids), export_jobs.c.state == DONE).values(state=EXPIRED)
         )
 
     async def for_account(self, account_id: int, limit: int = 50) -> list[ExportJob]:

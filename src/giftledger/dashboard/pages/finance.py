@@ -77,6 +77,7 @@ def routes(dashboard: Dashboard) -> list[Route]:
             kinds=list(ExportKind),
             jobs=jobs,
             busy=busy,
+            retention_days=page.services.settings.export_retention_days,
             time_zone=time_zone,
             local_time=lambda moment: local(moment, time_zone).strftime("%Y-%m-%d %H:%M:%S") if moment else "",
             errors=errors or {},
