@@ -11,8 +11,8 @@ with 20,000 line items added 2.75 ms to each of its webhook events, inside the t
 This index holds only sales (a line item of any other type, every till's redemption and top-up, is not
 entered in it), so the latest sale is one probe whatever the card's history.
 
-A plain CREATE INDEX: it blocks writes to `line_items` while it reads the table once (a few seconds per
-million line items).
+A plain CREATE INDEX: it blocks writes to `line_items` while it reads the table once (52 ms for 772,619 line
+items, 99 MB, already in memory, on the bench machine; from disk, about as long as reading the table takes).
 """
 
 from __future__ import annotations
