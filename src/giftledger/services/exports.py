@@ -468,19 +468,19 @@ def _path(services: Services, job: ExportJob) -> Path:
 
 async def remove_expired(services: Services, now: datetime) -> int:
     """Delete the files of exports written more than `export_retention_days` before `now` and mark their jobs
-    expired; how many. A file is deleted before its job is marked: a job never shows as ready without its file
-    for longer than one sweep, and one whose marking failed is found, and marked, again."""
+    expired; how many. Files are deleted before their jobs' marking commits: a job whose marking failed still
+    shows as ready (its download says the file is no longer there) until the next sweep finds and marks it."""
     before = now - timedelta(days=services.settings.export_retention_days)
     removed = 0
     while True:
-        async with services.db.read() as conn:
-            due = await ExportQueue(conn).written_before(before)
-        if not due:
-            return removed
-        for job in due:
-            _path(services, job).unlink(missing_ok=True)
-        async with services.db.transaction() as conn:
-            await ExportQueue(conn).expire([job.id for job in due])
+        async with services.db.transaction() as conn:  # on the primary: a batch marked is not read again
+            queue = ExportQueue(conn)
+            due = await queue.written_before(before)
+            if not due:
+                return removed
+            for job in due:
+                _path(services, job).unlink(missing_ok=True)
+            await queue.expire([job.id for job in due])
         removed += len(due)
 
 
