@@ -6,12 +6,16 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 
+from sqlalchemy import select
+
 from giftledger.domain.time_zones import zone
 from giftledger.domain.validity import ExpiryKind, ValidityRules, expires_at
 from giftledger.services import card_lifecycle
 from giftledger.services.context import Services, operator
 from giftledger.storage.clock import utcnow
 from giftledger.storage.lifecycle import Lifecycle
+from giftledger.storage.tables import cards
+from tests.api.documents import REVERSAL
 from tests.lifecycle.helpers import Till, refusal, set_card, state
 from tests.support import Demo
 
@@ -165,3 +169,35 @@ async def test_a_blocked_card_is_refused_for_any_reason_even_replaced_and_unbloc
     await set_card(services, demo.account_id, sold["card_reference"], blocked_reason="replaced", blocked_at=utcnow())
     body = await till.adjust(sold["card_reference"], -100)
     assert refusal(body, "createBalanceAdjustment")[0] == "CARD_BLOCKED"
+
+
+async def test_a_blocked_card_whose_sale_is_reversed_goes_back_to_stock_unblocked_and_sells_again(
+    till: Till, services: Services, demo: Demo
+) -> None:
+    """A block belongs to the sale: once that sale is reversed the number is unsold stock, not blocked, and a
+    new sale of it gives a card that works (before, it stayed blocked, and unblocking took only sold cards)."""
+    line = await till.sell(2000)
+    sold, number = line["Card"], line["Card"]["card_reference"]
+    await card_lifecycle.block_card(services, operator(demo.account_id), sold["id"], "lost")
+    body = await till.call(REVERSAL, {**_reversal(demo, line["id"])})
+    assert "errors" not in body, body
+    async with services.db.read() as conn:
+        row = (await conn.execute(select(cards.c.status, cards.c.balance, cards.c.blocked_reason, cards.c.blocked_at)
+                                  .where(cards.c.id == sold["id"]))).one()  # fmt: skip
+    assert tuple(row) == ("stock", 0, None, None)
+    again = await till.sell(1500, card_reference=number, generate_card_reference=False)
+    assert again["Card"]["id"] == sold["id"]
+    body = await till.adjust(number, -500)
+    assert "errors" not in body, body
+    assert body["data"]["createBalanceAdjustment"]["LineItem"]["Card"]["balance"] == 1000
+    shown = await till.balance(number)
+    assert (shown["state"], shown["blocked_reason"], shown["balance"]) == ("active", None, 1000)
+
+
+def _reversal(demo: Demo, line_item_id: int) -> dict[str, object]:
+    return {
+        "ReversalItems": [{"line_item_id": line_item_id, "shipping_refund": False}],
+        "merchant_transaction_reference": f"rev-{line_item_id}",
+        "merchant_id": demo.merchant_id,
+        "unit_epos_reference": demo.epos,
+    }

@@ -381,7 +381,8 @@ class Runner:
         self.model.references[reference] = [got["id"]]
         on_card = [i for i in self.model.items if i.slot == target.slot and i.kind != REVERSAL]
         if target.kind == SALE and all(i.reversed for i in on_card):
-            card.active = False  # an unsold card again: back in stock
+            card.active = False  # an unsold card again: back in stock, without the block of the sale reversed
+            card.blocked = False
         self.check_item(got, target.slot, tender, discount)
 
     def lifecycle(self, slot: int, what: str) -> None:

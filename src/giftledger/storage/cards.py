@@ -174,10 +174,12 @@ class Cards:
         return str(value) if value is not None else None
 
     async def return_to_stock(self, card_id: int) -> None:
+        """Unsold again (its sale reversed): a block of that sale goes with it, so that the number sells again
+        as any stock does (a block by hand; a replaced card holds nothing whose sale could be reversed)."""
         await self._conn.execute(
             update(cards)
             .where(cards.c.account_id == self._account_id, cards.c.id == card_id, cards.c.balance == 0)
-            .values(status="stock", updated_at=utcnow())
+            .values(status="stock", blocked_reason=None, blocked_at=None, updated_at=utcnow())
         )
 
     async def liability(self) -> int:
