@@ -25,6 +25,7 @@ OPERATIONS = MappingProxyType(
         "dashboard.cards.expiry": "Change expiry in bulk",
         "dashboard.cards.import": "Import cards",
         "dashboard.export.queue": "Request a data export",
+        "dashboard.export.download": "Download a data export",
         "dashboard.product.pin": "Set a product's PIN rule",
         "dashboard.product.validity": "Set a product's validity",
         "dashboard.webhook.add": "Add a webhook endpoint",

@@ -114,7 +114,11 @@ def routes(dashboard: Dashboard) -> list[Route]:
         return page.redirect(f"{EXPORTS}#export-{job_id}")
 
     async def download(page: Page) -> Response:
-        path, file_name = await exports.export_file(page.services, page.principal, page.path_int("job_id"))
+        """Audited like a form (`dashboard.export.download`): the file holds cardholders' names and emails."""
+        job_id = page.path_int("job_id")
+        page.note(job_id=job_id)
+        path, file_name = await exports.export_file(page.services, page.principal, job_id)
+        page.note(file=file_name)
         return harden(FileResponse(path, media_type="text/csv; charset=utf-8", filename=file_name))
 
     async def liability(page: Page) -> Response:
@@ -176,7 +180,7 @@ def routes(dashboard: Dashboard) -> list[Route]:
     return [
         Route(EXPORTS, p(show_exports), methods=["GET"]),
         Route(EXPORTS, dashboard.change("dashboard.export.queue", queue), methods=["POST"]),
-        Route(EXPORTS + "/{job_id}/download", p(download), methods=["GET"]),
+        Route(EXPORTS + "/{job_id}/download", dashboard.change("dashboard.export.download", download), methods=["GET"]),
         Route(LIABILITY, p(liability), methods=["GET"]),
         Route(RECONCILIATION, p(reconciliation), methods=["GET"]),
         Route(RECONCILIATION + ".csv", p(reconciliation_csv), methods=["GET"]),
