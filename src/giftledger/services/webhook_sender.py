@@ -10,6 +10,9 @@ batch marked lets it claim again. A slow or dead endpoint holds at most its own 
 endpoints and other accounts are not held up; and the tills never wait for any of it (their events are rows,
 written in their own transactions).
 
+Stopping (SIGTERM) waits for the posts in flight and marks them; leased deliveries not yet posted are left to
+their lease, as a sender that died leaves them.
+
 A failed attempt (no 2xx reply in time) is retried after `webhook_retry_seconds`, doubling each time up to 6
 hours, until `webhook_max_attempts`; then the delivery stops as failed (the endpoint's log shows it, with
 "Redeliver"). An endpoint whose every attempt has failed for `DISABLE_AFTER` (3 days) is disabled, with the
@@ -168,7 +171,10 @@ class WebhookSender:
         slots = self._slots.setdefault(delivery.endpoint_id, asyncio.Semaphore(PER_ENDPOINT))
         try:
             async with slots, self._posting:
-                done = await attempt(self._services, self._poster, delivery)
+                # Stopping: one still waiting for a slot is not posted, but left to its lease (another sender,
+                # or this one's next start, sends it once the lease runs out), so that stopping waits for the
+                # posts in flight (10 s at most), not for every round of a slow endpoint's leased deliveries.
+                done = None if self._stop.is_set() else await attempt(self._services, self._poster, delivery)
         except Exception:
             log.exception("webhook delivery %s failed to record its outcome", delivery.id)
             done = None
