@@ -130,6 +130,8 @@ class Bench:
     sink: outbox_drain.Sink | None = None  # the SMTP server the bench server mails to
     due: int = 100_000  # due cards for the expiry part
     group: list[tuple[str, str, str]] = field(default_factory=list)  # API users (name, password, EPOS reference)
+    # the webhooks part's runs with a dead endpoint: (without, with), alternating
+    dead_pairs: list[tuple[Row, Row]] = field(default_factory=list)
     # the budget part's alternating runs, (budget off, budget on), by kind of request
     budget_pairs: dict[str, list[tuple[Row, Row]]] = field(default_factory=dict)
 
@@ -872,6 +874,8 @@ def webhooked(bench: Bench, tmp: Path) -> None:
             try:
                 senders = worker.pid if worker is not None else server.pid
                 webhook_pairs(bench, url, server.pid, endpoint.id, mode, senders, receiver.pid)
+                if mode == "serve":
+                    dead_endpoint(bench, url, server.pid, receiver_url + "/hang")
             finally:
                 stop(server)
                 if worker is not None:
@@ -909,6 +913,28 @@ def webhook_pairs(bench: Bench, url: str, pid: int, endpoint_id: int, mode: str,
         with_.errors += done.failed
         bench.rows.append(with_)
         asyncio.run(webhook_delivery.switch(bench.database_url, SECRET, bench.account_id, endpoint_id, False))
+
+
+def dead_endpoint(bench: Bench, url: str, pid: int, hang_url: str) -> None:
+    """Redemptions with an endpoint subscribed that never answers (each post held past the sender's 10-second
+    timeout), alternating with runs without it, on the serving processes' sender: what a dead endpoint costs a
+    till's request (the event's row only: its deliveries wait, 4 in flight at most, then for their retries)."""
+    dead = asyncio.run(webhook_delivery.subscribe(bench.database_url, SECRET, bench.account_id, hang_url))
+    asyncio.run(webhook_delivery.switch(bench.database_url, SECRET, bench.account_id, dead.id, False))
+    for _ in range(max(1, bench.repeat)):
+        without = run_wrk(bench, "redeem.lua", url, 8, pid)
+        without.operation, without.note = "redeem (no webhook, beside a dead one)", "alternating with the next row"
+        asyncio.run(webhook_delivery.switch(bench.database_url, SECRET, bench.account_id, dead.id, True))
+        with_ = run_wrk(bench, "redeem.lua", url, 8, pid)
+        asyncio.run(webhook_delivery.switch(bench.database_url, SECRET, bench.account_id, dead.id, False))
+        attempted = asyncio.run(webhook_delivery.forget(bench.database_url, dead.id))
+        with_.operation = "redeem (dead endpoint, serve)"
+        with_.note = (
+            f"one endpoint that never answers, card.balance_adjusted: {attempted} of its deliveries attempted "
+            "(timed out or in flight) during the run; p50 and p99 beside the run before"
+        )
+        bench.rows += [without, with_]
+        bench.dead_pairs.append((without, with_))
 
 
 def mixed(bench: Bench, url: str, pid: int) -> None:
@@ -1205,6 +1231,16 @@ def table(bench: Bench) -> str:
                 f"{sum(hooked_runs) / len(hooked_runs) / (sum(quiet_runs) / len(quiet_runs)):.0%} "
                 f"(means of {len(hooked_runs)} alternating runs each; target at least 85%)"
             )
+    if bench.dead_pairs:
+        each = ", ".join(
+            f"{d.rps:,.0f}/{w.rps:,.0f}/s, p50 {d.p50_ms:.1f}/{w.p50_ms:.1f}, p99 {d.p99_ms:.1f}/{w.p99_ms:.1f} ms"
+            for w, d in bench.dead_pairs
+        )
+        ratio = _median([d.rps / w.rps for w, d in bench.dead_pairs if w.rps])
+        lines.append(
+            f"- webhooks, a dead endpoint subscribed / none: redemptions median {ratio:.0%} "
+            f"({len(bench.dead_pairs)} alternating pairs, with/without: {each})"
+        )
     drain = by.get(("outbox drain", outbox_drain.CONCURRENCY * bench.workers))
     single = by.get(("smtp floor (a message a connection)", outbox_drain.CONCURRENCY))
     batched = by.get((f"smtp floor ({outbox_drain.BATCH} messages a connection)", outbox_drain.CONCURRENCY))

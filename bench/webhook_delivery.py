@@ -66,6 +66,21 @@ class Delivered:
     failed: int  # failed or retried, ever (each should take one attempt)
 
 
+async def forget(database_url: str, endpoint_id: int) -> int:
+    """Delete the endpoint's deliveries (the dead endpoint's, queued for retries long after the run): how many
+    had been attempted."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        attempted: int = await conn.fetchval(
+            "WITH gone AS (DELETE FROM outbox_messages WHERE endpoint_id = $1 RETURNING attempts) "
+            "SELECT count(*) FILTER (WHERE attempts > 0) FROM gone",
+            endpoint_id,
+        )
+        return attempted
+    finally:
+        await conn.close()
+
+
 async def now(database_url: str) -> datetime:
     conn = await asyncpg.connect(database_url)
     try:

@@ -1,10 +1,11 @@
 """A webhook receiver for the bench (bench/webhook_delivery.py), served like giftledger (uvicorn, uvloop,
 httptools): it checks each delivery's `Toggle-Signature` with the secret in the file WEBHOOK_SECRET_FILE names
 (written once the endpoint exists), as a receiver written for Toggle would, answers 200 (401 when the signature
-is wrong), and keeps nothing."""
+is wrong), and keeps nothing. `/hang` is a dead endpoint: it answers nothing within the sender's timeout."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import os
@@ -32,4 +33,14 @@ async def hooks(request: Request) -> Response:
     return Response('{"ok": true}', media_type="application/json")
 
 
-app = Starlette(routes=[Route("/hooks", hooks, methods=["GET", "POST"])])
+async def hang(request: Request) -> Response:
+    """An endpoint that never answers in time: it holds each delivery `HANG_S`, past the sender's 10-second
+    timeout (the bench's dead endpoint)."""
+    if request.method == "POST":
+        await asyncio.sleep(HANG_S)
+    return Response("ready")
+
+
+HANG_S = 15  # past the sender's 10-second timeout, and within the bench's 30 s wait for the receiver to stop
+
+app = Starlette(routes=[Route("/hooks", hooks, methods=["GET", "POST"]), Route("/hang", hang, methods=["GET", "POST"])])
