@@ -18,7 +18,7 @@ from giftledger.services.context import Services, operator
 from giftledger.storage.webhooks import DeliveryRow
 from tests.safety.helpers import start_safety_server
 from tests.safety.tills import adjustment, ref, reversal, sell_new, send
-from tests.support import Demo, LiveServer, fresh_database, new_demo, signed_in, with_services
+from tests.support import Demo, LiveServer, new_demo, signed_in, with_services
 from tests.webhooks.receiver import Receiver, receiver
 
 CREATED_AT = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
@@ -29,13 +29,6 @@ ORDER = """mutation($account_id:Int!,$merchant_id:Int!,$order_items:[OrderItemIn
    group_fulfilment:$group_fulfilment,total:$total,sales_channel_id:$sales_channel_id,
    unit_epos_reference:$unit_epos_reference,merchant_transaction_reference:$merchant_transaction_reference,
    receipt_contact:$receipt_contact) { id LineItems { id Card { id card_reference } } } }"""
-
-
-@pytest.fixture(scope="module")
-def database(pg_base_url: str) -> Iterator[str]:
-    """A database of this file's own: no other server's sender takes its deliveries."""
-    with fresh_database(pg_base_url) as url:
-        yield url
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,7 @@ from click.testing import CliRunner
 from sqlalchemy import func, select, update
 from starlette.applications import Starlette
 
-from giftledger.app import build_services, create_app
+from giftledger.app import create_app
 from giftledger.cli.main import cli
 from giftledger.cli.webhooks import register
 from giftledger.domain.errors import Conflict, Forbidden, NotFound, ValidationFailed
@@ -33,24 +33,10 @@ from giftledger.storage.webhooks import WebhookQueue, webhook_endpoints
 from tests import support
 from tests.dashboard.helpers import PASSWORD, person, sell, till
 from tests.dashboard.web import Web, field_error, rows, text_of
-from tests.support import SECRET, Demo, fresh_database, new_demo
+from tests.support import SECRET, Demo, new_demo
 from tests.webhooks.receiver import Receiver, receiver
 
 PRODUCTION = "production"
-
-
-@pytest.fixture(scope="module")
-def database(pg_base_url: str) -> Iterator[str]:
-    """A database of this file's own: no live server's sender takes its deliveries."""
-    with fresh_database(pg_base_url) as url:
-        yield url
-
-
-@pytest.fixture
-async def services(database: str) -> AsyncIterator[Services]:
-    built = build_services(support.test_settings(database))
-    yield built
-    await built.db.dispose()
 
 
 @pytest.fixture

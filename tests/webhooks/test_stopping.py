@@ -5,36 +5,18 @@ time and 10 s each, held a stopping server for 40 s)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
 
-import pytest
 from sqlalchemy import select
 
-from giftledger.app import build_services
 from giftledger.outbound.webhooks import Reply, WebhookPoster
 from giftledger.services import webhook_sender, webhooks
 from giftledger.services.context import Services, operator
 from giftledger.storage.outbox import outbox_messages
-from tests import support
-from tests.support import fresh_database, new_demo
-
-
-@pytest.fixture(scope="module")
-def database(pg_base_url: str) -> Iterator[str]:
-    """A database of this file's own: no live server's sender takes its deliveries."""
-    with fresh_database(pg_base_url) as url:
-        yield url
-
-
-@pytest.fixture
-async def services(database: str) -> AsyncIterator[Services]:
-    built = build_services(support.test_settings(database))
-    yield built
-    await built.db.dispose()
+from tests.support import new_demo
 
 
 class SlowReceiver(WebhookPoster):
-    """Posts that take until `answer` is set, then succeed; the URLs posted, in order."""
+    """Posts that take until `answer` is set, then succeed; the bodies posted, in order."""
 
     def __init__(self) -> None:
         super().__init__(production=False)
