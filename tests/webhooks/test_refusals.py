@@ -23,6 +23,7 @@ from giftledger.cli.webhooks import register
 from giftledger.domain.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from giftledger.domain.permissions import Role
 from giftledger.domain.webhooks import url_problem
+from giftledger.outbound import webhooks as outbound_webhooks
 from giftledger.outbound.webhooks import AttemptFailed, Refused, WebhookPoster, resolve
 from giftledger.services import expiry, webhook_sender, webhooks
 from giftledger.services.context import Services, operator
@@ -119,6 +120,41 @@ async def test_in_production_a_host_resolving_to_a_non_public_address_is_refused
     finally:
         await poster.close()
     assert hooks.received() == []
+
+
+async def test_a_hosts_checked_address_is_kept_a_few_seconds_and_a_refusal_is_not(
+    hooks: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Three posts to one host within `RESOLVED_TTL_S` look it up once; a host refused is looked up at every
+    attempt (and nothing is sent to it)."""
+    looked_up: list[tuple[str, int, bool]] = []
+
+    async def counted(host: str, port: int, *, production: bool) -> str:
+        looked_up.append((host, port, production))
+        return await resolve(host, port, production=production)
+
+    monkeypatch.setattr(outbound_webhooks, "resolve", counted)
+    hooks.secret = "s"
+    port = int(hooks.url.split(":")[2].split("/")[0])
+    poster = WebhookPoster(production=False)
+    try:
+        for _ in range(3):
+            assert (await poster.post(f"http://localhost:{port}/hooks", b"{}", secret="s")).status == 200
+    finally:
+        await poster.close()
+    assert looked_up == [("localhost", port, False)]
+    assert len(hooks.received()) == 3
+
+    looked_up.clear()
+    refusing = WebhookPoster(production=True)
+    try:
+        for _ in range(2):
+            with pytest.raises(Refused):
+                await refusing.post(f"https://localhost:{port}/hooks", b"{}", secret="s")
+    finally:
+        await refusing.close()
+    assert looked_up == [("localhost", port, True)] * 2
+    assert len(hooks.received()) == 3  # nothing more was sent
 
 
 async def test_the_request_goes_to_the_resolved_address_with_the_urls_host_and_toggles_signature(
