@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
-import json
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime, timedelta
@@ -25,9 +24,9 @@ from giftledger.domain.ledger import LineItemType
 from giftledger.domain.permissions import Role
 from giftledger.services import exports, finance, reports
 from giftledger.services.context import Principal, Services, operator
-from giftledger.storage.audit import AuditFilter, AuditLog
 from giftledger.storage.exports import export_jobs
 from tests.dashboard.helpers import person, redeem, sell, till
+from tests.dashboard.test_audit_trail import detail, records
 from tests.dashboard.test_finance_exports import AROUND, ZONE, story
 from tests.dashboard.test_http import owner_web
 from tests.dashboard.web import field_error, rows
@@ -316,11 +315,9 @@ async def _retention(database_url: str, tmp_path: Path) -> None:
         assert (await web.get(f"/data/exports/{new}/download")).status_code == 200
 
         # each download is in the audit trail, the refused one too (the file holds cardholders' details)
-        async with services.db.transaction() as conn:
-            trail = await AuditLog(conn, demo.account_id).after(AuditFilter(), 0, 1000)
         downloads = [
-            (e.operation, e.outcome, e.error_code, e.actor_kind, json.loads(e.detail or "{}"))
-            for e in trail
+            (e.operation, e.outcome, e.error_code, e.actor_kind, detail(e))
+            for e in await records(services, demo.account_id)
             if e.operation == "dashboard.export.download"
         ]
         assert downloads == [

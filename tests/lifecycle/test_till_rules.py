@@ -15,8 +15,8 @@ from giftledger.services.context import Services, operator
 from giftledger.storage.clock import utcnow
 from giftledger.storage.lifecycle import Lifecycle
 from giftledger.storage.tables import cards
-from tests.api.documents import REVERSAL
 from tests.lifecycle.helpers import Till, refusal, set_card, state
+from tests.safety.tills import reversal
 from tests.support import Demo
 
 CREATED = "%Y-%m-%d %H:%M:%S"
@@ -179,7 +179,8 @@ async def test_a_blocked_card_whose_sale_is_reversed_goes_back_to_stock_unblocke
     line = await till.sell(2000)
     sold, number = line["Card"], line["Card"]["card_reference"]
     await card_lifecycle.block_card(services, operator(demo.account_id), sold["id"], "lost")
-    body = await till.call(REVERSAL, {**_reversal(demo, line["id"])})
+    undo = reversal(demo, [line["id"]])
+    body = await till.call(undo["query"], undo["variables"])
     assert "errors" not in body, body
     async with services.db.read() as conn:
         row = (await conn.execute(select(cards.c.status, cards.c.balance, cards.c.blocked_reason, cards.c.blocked_at)
@@ -192,12 +193,3 @@ async def test_a_blocked_card_whose_sale_is_reversed_goes_back_to_stock_unblocke
     assert body["data"]["createBalanceAdjustment"]["LineItem"]["Card"]["balance"] == 1000
     shown = await till.balance(number)
     assert (shown["state"], shown["blocked_reason"], shown["balance"]) == ("active", None, 1000)
-
-
-def _reversal(demo: Demo, line_item_id: int) -> dict[str, object]:
-    return {
-        "ReversalItems": [{"line_item_id": line_item_id, "shipping_refund": False}],
-        "merchant_transaction_reference": f"rev-{line_item_id}",
-        "merchant_id": demo.merchant_id,
-        "unit_epos_reference": demo.epos,
-    }
