@@ -262,26 +262,31 @@ def start_giftledger(
     bench: Bench, log: Path, budget: dict[str, str] = NO_BUDGET
 ) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
-    env = {
-        **os.environ,
-        "GIFTLEDGER_ENV": "production",
-        "GIFTLEDGER_SECRET_KEY": SECRET,
-        "GIFTLEDGER_DATABASE_URL": bench.database_url,
-        "GIFTLEDGER_SMTP_URL": bench.sink.url if bench.sink else "",
-        "GIFTLEDGER_MAIL_FROM": outbox_drain.SENDER,
-        **budget,
-    }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "giftledger", "serve", "--port", str(port), "--workers", str(bench.workers)],
-        env=env,
+    process = start_command(bench, log, ["serve", "--port", str(port), "--workers", str(bench.workers)], budget)
+    url = f"http://127.0.0.1:{port}"
+    wait_ready(f"{url}/healthz", process)
+    return process, url
+
+
+def start_command(bench: Bench, log: Path, args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+    """`giftledger ARGS` on the bench's database, in production (unless `env` says otherwise), mailing to the
+    bench's SMTP sink, in a process group of its own."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "giftledger", *args],
+        env={
+            **os.environ,
+            "GIFTLEDGER_ENV": "production",
+            "GIFTLEDGER_SECRET_KEY": SECRET,
+            "GIFTLEDGER_DATABASE_URL": bench.database_url,
+            "GIFTLEDGER_SMTP_URL": bench.sink.url if bench.sink else "",
+            "GIFTLEDGER_MAIL_FROM": outbox_drain.SENDER,
+            **env,
+        },
         stdout=log.open("wb"),
         stderr=subprocess.STDOUT,
         cwd=str(ROOT),
         start_new_session=True,
     )
-    url = f"http://127.0.0.1:{port}"
-    wait_ready(f"{url}/healthz", process)
-    return process, url
 
 
 def start_ping(bench: Bench, log: Path) -> tuple[subprocess.Popen[bytes], str]:
@@ -836,21 +841,7 @@ def expiring(bench: Bench, url: str, pid: int) -> None:
 
 def start_worker(bench: Bench, log: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
     """`giftledger work` (its default niceness) beside a server started with GIFTLEDGER_BACKGROUND=separate."""
-    return subprocess.Popen(
-        [sys.executable, "-m", "giftledger", "work"],
-        env={
-            **os.environ,
-            "GIFTLEDGER_SECRET_KEY": SECRET,
-            "GIFTLEDGER_DATABASE_URL": bench.database_url,
-            "GIFTLEDGER_SMTP_URL": bench.sink.url if bench.sink else "",
-            "GIFTLEDGER_MAIL_FROM": outbox_drain.SENDER,
-            **env,
-        },
-        stdout=log.open("wb"),
-        stderr=subprocess.STDOUT,
-        cwd=str(ROOT),
-        start_new_session=True,
-    )
+    return start_command(bench, log, ["work"], env)
 
 
 def webhooked(bench: Bench, tmp: Path) -> None:
